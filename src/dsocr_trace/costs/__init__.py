@@ -1,0 +1,54 @@
+"""Cost rules: every traced op maps to a Cost (FLOPs split tensor-core / CUDA-core, bytes, kernels)."""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from dsocr_trace.costs import attention, gemm, misc, movement, pointwise, reduction, semantic  # noqa: F401
+from dsocr_trace.costs.base import (
+    DEFAULT_OPTIONS,
+    RULES,
+    Cost,
+    CostOptions,
+    cost_of,
+    find_rule,
+    rule_name,
+)
+from dsocr_trace.trace.ir import SEMANTIC_OPS, Trace
+
+__all__ = ["Cost", "CostOptions", "DEFAULT_OPTIONS", "RULES", "NodeCosts", "cost_of", "cost_trace", "find_rule",
+           "rule_name"]
+
+
+@frozen
+class NodeCosts:
+    """Costs of one trace. `eager[i]` is node i as an aten kernel (None: no rule, or a group node whose members
+    carry the cost); `fused[i]` is a semantic group's one-kernel cost."""
+
+    eager: list[Cost | None]
+    fused: dict[int, Cost]
+    uncosted: dict[str, int]  # op -> count of nodes with no rule
+
+
+def cost_trace(trace: Trace, opts: CostOptions = DEFAULT_OPTIONS) -> NodeCosts:
+    eager: list[Cost | None] = []
+    fused: dict[int, Cost] = {}
+    uncosted: dict[str, int] = {}
+    nodes = trace.nodes
+    # members of a MoE group learn the group's top-k (the grouped GEMM rows are token-expert pairs)
+    for n in nodes:
+        if n.op == semantic.MOE_EXPERTS:
+            for m in n.members:
+                nodes[m].attrs.setdefault("moe_top_k", n.attrs["top_k"])
+    for n in nodes:
+        if n.op in SEMANTIC_OPS and n.members:
+            eager.append(None)
+            c = cost_of(n, opts)
+            if c is not None:
+                fused[n.id] = c
+            continue
+        c = cost_of(n, opts)
+        if c is None:
+            uncosted[n.op] = uncosted.get(n.op, 0) + 1
+        eager.append(c)
+    return NodeCosts(eager=eager, fused=fused, uncosted=dict(sorted(uncosted.items())))

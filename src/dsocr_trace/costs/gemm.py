@@ -1,0 +1,114 @@
+"""Matrix products and convolutions: tensor-core FLOPs, 2 per multiply-add."""
+
+from __future__ import annotations
+
+import math
+
+from dsocr_trace.costs.base import Cost, CostOptions, read_bytes, rule, write_bytes
+from dsocr_trace.trace.ir import OpNode
+
+
+def _gemm(node: OpNode, m: int, n: int, k: int, batch: int = 1, bias: bool = False) -> Cost:
+    # C[b, m, n] = A[b, m, k] @ B[b, k, n]: 2*b*m*n*k FLOPs; a fused bias add is b*m*n more (CUDA cores)
+    weight = next((t.param for t in node.inputs if t.param is not None), None)
+    return Cost(
+        tc_flops=2.0 * batch * m * n * k,
+        cc_flops=float(batch * m * n) if bias else 0.0,
+        bytes_read=read_bytes(node),
+        bytes_written=write_bytes(node),
+        kind="gemm",
+        shape={"m": batch * m if weight else m, "n": n, "k": k, "batch": 1 if weight else batch,
+               "weight": weight or ""},
+    )
+
+
+@rule("aten.mm")
+def mm(node: OpNode, opts: CostOptions) -> Cost:
+    (m, k), (_, n) = node.inputs[0].shape, node.inputs[1].shape
+    return _gemm(node, m, n, k)
+
+
+@rule("aten.addmm")
+def addmm(node: OpNode, opts: CostOptions) -> Cost:
+    # addmm(bias, A, B)
+    (m, k), (_, n) = node.inputs[1].shape, node.inputs[2].shape
+    return _gemm(node, m, n, k, bias=True)
+
+
+@rule("aten.bmm")
+def bmm(node: OpNode, opts: CostOptions) -> Cost:
+    (b, m, k), (_, _, n) = node.inputs[0].shape, node.inputs[1].shape
+    return _gemm(node, m, n, k, batch=b)
+
+
+@rule("aten.baddbmm")
+def baddbmm(node: OpNode, opts: CostOptions) -> Cost:
+    (b, m, k), (_, _, n) = node.inputs[1].shape, node.inputs[2].shape
+    return _gemm(node, m, n, k, batch=b, bias=True)
+
+
+@rule("aten.linear")
+def linear(node: OpNode, opts: CostOptions) -> Cost:
+    # export path keeps F.linear as one node: x[..., k] @ W[n, k]^T (+ b)
+    x, w = node.inputs[0].shape, node.inputs[1].shape
+    m = math.prod(x[:-1])
+    return _gemm(node, m, w[0], w[1], bias=len(node.inputs) > 2)
+
+
+@rule("aten.matmul")
+def matmul(node: OpNode, opts: CostOptions) -> Cost:
+    a, b = node.inputs[0].shape, node.inputs[1].shape
+    batch = math.prod(node.outputs[0].shape[:-2]) if len(node.outputs[0].shape) > 2 else 1
+    return _gemm(node, a[-2] if len(a) > 1 else 1, b[-1], a[-1], batch=batch)
+
+
+def distinct_experts(n_experts: int, top_k: int, tokens: int, skew: float = 0.0) -> float:
+    """Expected distinct experts a batch of `tokens` touches when each picks top_k of n_experts.
+
+    Uniform routing: E * (1 - (1 - k/E)^T). Skew s concentrates routing on E' = max(k, (1 - s) * E) experts.
+    """
+    e = max(float(top_k), (1.0 - skew) * n_experts)
+    return e * (1.0 - (1.0 - top_k / e) ** tokens)
+
+
+@rule("aten._grouped_mm")
+def grouped_mm(node: OpNode, opts: CostOptions) -> Cost:
+    """MoE grouped GEMM: rows of A are token-expert pairs sorted by expert, B holds every expert's weight.
+
+    FLOPs = 2 * rows * K * N (only the routed pairs are computed). Weight bytes = the experts the batch
+    really touches, not all E: the kernel skips experts with no rows.
+    """
+    a, w = node.inputs[0], node.inputs[1]
+    rows, k = a.shape[-2], a.shape[-1]
+    e, n = w.shape[0], w.shape[-1]
+    top_k = int(node.attrs.get("moe_top_k", 1))
+    tokens = max(1, rows // top_k)
+    touched = distinct_experts(e, top_k, tokens, opts.moe_skew)
+    per_expert = k * n * w.itemsize
+    other = sum(t.distinct_numel * t.itemsize for t in node.inputs[2:])  # offsets
+    return Cost(
+        tc_flops=2.0 * rows * k * n,
+        bytes_read=a.distinct_numel * a.itemsize + touched * per_expert + other,
+        bytes_written=write_bytes(node),
+        kind="grouped_gemm",
+        shape={"m": rows, "n": n, "k": k, "experts": e, "experts_touched": touched, "top_k": top_k,
+               "weight": w.param or ""},
+    )
+
+
+@rule("aten.convolution", "aten._convolution", "aten.conv2d")
+def convolution(node: OpNode, opts: CostOptions) -> Cost:
+    # out[b, co, *s] = sum over ci/groups and the kernel window: 2 * b * co * prod(s) * (ci/groups) * prod(kernel)
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    b, co, spatial = out.shape[0], out.shape[1], out.shape[2:]
+    ci_per_group, kernel = w.shape[1], w.shape[2:]
+    bias = len(node.inputs) > 2 and node.inputs[2].param is not None
+    return Cost(
+        tc_flops=2.0 * b * co * math.prod(spatial) * ci_per_group * math.prod(kernel),
+        cc_flops=float(out.numel) if bias else 0.0,
+        bytes_read=read_bytes(node),
+        bytes_written=write_bytes(node),
+        kind="conv",
+        shape={"m": b * math.prod(spatial), "n": co, "k": ci_per_group * math.prod(kernel),
+               "kernel": list(kernel), "in": list(x.shape), "weight": w.param or ""},
+    )

@@ -1,0 +1,144 @@
+"""The traced intermediate representation: plain records of what ran, in order.
+
+The tracer fills these; everything downstream (graph, costs, predictions, reports) reads them and never
+reaches back into torch. Shapes, strides and dtypes are plain tuples and strings so an IR can be pickled,
+cached and compared across the dispatch and export paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field, frozen
+
+# Bytes per element for the dtypes that appear in these models.
+DTYPE_BYTES: dict[str, int] = {
+    "bfloat16": 2,
+    "float16": 2,
+    "float32": 4,
+    "float64": 8,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "complex64": 8,
+}
+
+# Semantic ops: one node standing for a kernel (attention) or a group of aten ops (the rest).
+ATTENTION = "attention"
+MOE_EXPERTS = "moe_experts"
+RMS_NORM = "rms_norm"
+PATCH_EMBED = "patch_embed"
+SEMANTIC_OPS = (ATTENTION, MOE_EXPERTS, RMS_NORM, PATCH_EMBED)
+
+# Stages, in the order a request runs them.
+STAGES = ("vision.sam", "vision.clip", "projector", "decoder", "lm_head")
+
+
+@frozen
+class TensorRef:
+    """One tensor argument or result of an op."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    strides: tuple[int, ...]
+    producer: tuple[int, int] | None = None  # (node id, output index) of the op that made it
+    param: str | None = None  # parameter name when the tensor is (a view or cast of) a parameter
+    storage_offset: int = 0
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPE_BYTES.get(self.dtype, 4)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.itemsize
+
+    @property
+    def is_contiguous(self) -> bool:
+        expected = 1
+        for size, stride in zip(reversed(self.shape), reversed(self.strides), strict=True):
+            if size != 1 and stride != expected:
+                return False
+            expected *= size
+        return True
+
+    @property
+    def is_broadcast(self) -> bool:
+        """True when some dimension is expanded (stride 0 over a size > 1): the data is smaller than the view."""
+        return any(st == 0 and sz > 1 for sz, st in zip(self.shape, self.strides, strict=True))
+
+    @property
+    def distinct_numel(self) -> int:
+        """Elements actually stored behind the view (expanded dimensions counted once)."""
+        n = 1
+        for sz, st in zip(self.shape, self.strides, strict=True):
+            if st != 0:
+                n *= sz
+        return n
+
+
+@define
+class OpNode:
+    """One recorded op, in execution order."""
+
+    id: int
+    op: str  # "aten.mm.default", or a semantic op from SEMANTIC_OPS
+    module_path: str  # innermost module, "" for the top level
+    module_type: str  # class name of that module
+    stage: str
+    inputs: list[TensorRef]
+    outputs: list[TensorRef]
+    attrs: dict[str, Any] = field(factory=dict)
+    is_view: bool = False  # aliasing op (view, reshape without copy, expand, slice, ...): free
+    group: int | None = None  # id of the semantic node this op belongs to
+    members: list[int] = field(factory=list)  # for semantic group nodes: the ops inside
+    sync: bool = False  # the host blocks here until the GPU has caught up (.item(), .cpu(), ...)
+
+
+@define
+class Trace:
+    """A whole captured forward: one phase (prefill or decode) of one workload."""
+
+    phase: str  # "prefill" or "decode"
+    nodes: list[OpNode]
+    tracer: str  # "dispatch" or "export"
+    module_types: dict[str, str]  # module path -> class name, for every module that ran
+    module_calls: dict[str, int]  # module path -> forward calls (Python overhead per call)
+    meta: dict[str, Any] = field(factory=dict)  # workload facts: tokens, kv length, batch, ...
+
+    def by_id(self) -> dict[int, OpNode]:
+        return {n.id: n for n in self.nodes}
+
+
+def stage_of(module_path: str, phase: str) -> str:
+    """Map a module path of the DeepSeek-OCR build to its stage.
+
+    Glue at the vision-tower and top-model level (CLIP/SAM concat, newline and separator insertion, scatter
+    into the text embeddings) belongs to the projector stage: it is the vision-to-text bridge.
+    """
+    p = module_path
+    if p.startswith("model.vision_tower.sam_encoder"):
+        return "vision.sam"
+    if p.startswith("model.vision_tower.vision_encoder"):
+        return "vision.clip"
+    if p.startswith("lm_head"):
+        return "lm_head"
+    if p.startswith("model.language_model"):
+        return "decoder"
+    if p.startswith("model.multi_modal_projector") or p.startswith("model.vision_tower") or p == "model":
+        return "projector" if phase == "prefill" else "decoder"
+    if p == "":
+        return "lm_head"  # the top-level fp32 cast of the logits
+    return "decoder"
