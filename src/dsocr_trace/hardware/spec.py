@@ -18,8 +18,6 @@ from attrs import field, frozen
 
 from dsocr_trace.errors import UserError
 
-TERA = 1e12
-GIGA = 1e9
 # Memory and cache sizes are printed in binary units (an "80 GB" HBM3 part holds 80 GiB of DRAM cells).
 GIB = 2**30
 MIB = 2**20
@@ -65,6 +63,11 @@ class DeviceSpec:
     boost_clock_hz: float = 0.0
     accumulate_note: str = ""
     origin: str = ""  # "catalog:<file>" or the user file path
+
+
+def si(value: float, exponent: int) -> float:
+    """value x 10**exponent without binary noise: 66.9 * 1e12 is 66900000000000.01, parsing '66.9e12' is exact."""
+    return float(f"{value!r}e{exponent}")
 
 
 def _one_line(text: str) -> str:
@@ -141,17 +144,17 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
         assert x is not None  # required numbers are never None
         return x
 
-    bf16 = v("tc_bf16_dense_tflops") * TERA
+    bf16 = si(v("tc_bf16_dense_tflops"), 12)
     peaks = {
         "bf16": bf16,
         # torch runs float16 GEMMs with FP32 accumulate: the same rate as BF16, not the FP16-accumulate one
         "fp16": bf16,
-        "fp16_fp16acc": v("tc_fp16_fp16acc_dense_tflops") * TERA,
-        "tf32": v("tf32_dense_tflops") * TERA,
-        "fp32": v("fp32_cuda_core_tflops") * TERA,
+        "fp16_fp16acc": si(v("tc_fp16_fp16acc_dense_tflops"), 12),
+        "tf32": si(v("tf32_dense_tflops"), 12),
+        "fp32": si(v("fp32_cuda_core_tflops"), 12),
     }
     if opt["tc_fp8_dense_tflops"] is not None:
-        peaks["fp8"] = opt["tc_fp8_dense_tflops"] * TERA
+        peaks["fp8"] = si(opt["tc_fp8_dense_tflops"], 12)
     numeric = [*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS]
     # a user file need not cite anything; say so rather than leave the provenance blank
     src = {f: str(sources.get(f, f"user file {where}")) for f in numeric if f in data}
@@ -159,8 +162,8 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
         key=key,
         name=name.strip(),
         tc_flops=bf16,
-        cc_flops=v("fp32_cuda_core_tflops") * TERA,
-        mem_bw=v("mem_bw_gbs") * GIGA,
+        cc_flops=si(v("fp32_cuda_core_tflops"), 12),
+        mem_bw=si(v("mem_bw_gbs"), 9),
         mem_bytes=v("memory_gb") * GIB,
         l2_bytes=v("l2_mb") * MIB,
         sm_count=int(sm),
@@ -168,7 +171,7 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
         sources=src,
         aliases=tuple(str(a).lower() for a in aliases),
         vendor_model=str(data.get("vendor_model", "")),
-        boost_clock_hz=v("boost_clock_mhz") * 1e6,
+        boost_clock_hz=si(v("boost_clock_mhz"), 6),
         accumulate_note=_one_line(str(data.get("accumulate_note", ""))),
         origin=where,
     )

@@ -1,0 +1,110 @@
+"""The analysis pipeline, one way: config -> meta model -> traces -> costs (-> predictions, in predict/plan).
+
+Traces are cached per (model, shapes) in this process so a sweep traces each distinct shape once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field
+
+from dsocr_trace.costs import DEFAULT_OPTIONS, CostOptions, NodeCosts, cost_trace
+from dsocr_trace.errors import UserError
+from dsocr_trace.trace.ir import Trace
+from dsocr_trace.workload import Workload
+
+_MODELS: dict[str, Any] = {}
+_TRACES: dict[tuple[Any, ...], Trace] = {}
+
+
+@define
+class Analysis:
+    model_id: str
+    config_source: str
+    architecture: str
+    workload: Workload
+    params: dict[str, Any]
+    build_notes: list[str]
+    traces: dict[str, Trace]
+    costs: dict[str, NodeCosts]
+    options: CostOptions = field(default=DEFAULT_OPTIONS)
+
+
+@define
+class LoadedModel:
+    model: Any
+    cfg: dict[str, Any]
+    source: str
+    architecture: str
+    params: dict[str, Any]
+    notes: list[str]
+    image_token_id: int
+    stage_fn: Any
+
+
+def load_model(model_id: str) -> LoadedModel:
+    """Build (once per process) the meta model for a model id or config path."""
+    if model_id in _MODELS:
+        return _MODELS[model_id]  # type: ignore[no-any-return]
+    from dsocr_trace.models.deepseek_ocr import CLIP_PATCH_CONV_PARAMS, IMAGE_TOKEN_ID, build, check_supported
+    from dsocr_trace.models.params import count_params
+    from dsocr_trace.models.source import load_config
+    from dsocr_trace.trace.ir import stage_of
+
+    cfg, source = load_config(model_id)
+    check_supported(cfg)
+    model = build(cfg)
+    omitted = {"vision_clip": ("CLIP patch-embedding conv (unused: SAM features are CLIP's patch embeddings)",
+                               CLIP_PATCH_CONV_PARAMS)}
+    notes = [
+        "Built from transformers' unlimited_ocr modules with full causal text attention (the DeepSeek-OCR v1 "
+        "layout); DeepSeek's own remote code needs transformers <= 4.47.",
+        "The checkpoint's unused CLIP patch conv (602,112 params) is not built; checkpoint_total adds it back.",
+        "transformers encodes the global view before the Gundam tiles (DeepSeek's code: tiles first): same ops.",
+        "lm_head runs over every prefill position with fp32 logits, as DeepSeek-OCR's forward does.",
+    ]
+    loaded = LoadedModel(model=model, cfg=cfg, source=source, architecture="DeepseekOCRForCausalLM",
+                         params=count_params(model, omitted), notes=notes, image_token_id=IMAGE_TOKEN_ID,
+                         stage_fn=stage_of)
+    _MODELS[model_id] = loaded
+    return loaded
+
+
+def trace_phase(lm: LoadedModel, model_id: str, wl: Workload, phase: str, tracer: str = "dispatch",
+                kv_len: int | None = None) -> Trace:
+    """Trace one phase; cached by the shapes that determine the graph."""
+    from dsocr_trace.trace.capture import trace_decode, trace_prefill
+
+    if phase == "prefill":
+        key: tuple[Any, ...] = (model_id, tracer, "prefill", wl.mode, wl.crops, wl.prompt_tokens, wl.batch)
+    else:
+        kv = wl.prefill_tokens if kv_len is None else kv_len
+        key = (model_id, tracer, "decode", wl.batch, kv)
+    hit = _TRACES.get(key)
+    if hit is not None:
+        return hit
+    if phase == "prefill" and tracer == "export":
+        from dsocr_trace.trace.export import trace_prefill_export
+
+        tr = trace_prefill_export(lm.model, wl, lm.stage_fn, lm.image_token_id)
+    elif phase == "prefill":
+        tr = trace_prefill(lm.model, wl, lm.stage_fn, lm.image_token_id)
+    else:
+        tr = trace_decode(lm.model, wl, lm.stage_fn, key[-1])
+    _TRACES[key] = tr
+    return tr
+
+
+def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
+                 opts: CostOptions = DEFAULT_OPTIONS) -> Analysis:
+    if tracer not in ("dispatch", "export"):
+        raise UserError(f"unknown tracer {tracer!r}: use dispatch or export")
+    lm = load_model(model_id)
+    traces = {
+        "prefill": trace_phase(lm, model_id, wl, "prefill", tracer),
+        "decode": trace_phase(lm, model_id, wl, "decode", "dispatch", wl.decode_kv_len - 1),
+    }
+    costs = {phase: cost_trace(tr, opts) for phase, tr in traces.items()}
+    return Analysis(model_id=model_id, config_source=lm.source, architecture=lm.architecture, workload=wl,
+                    params=lm.params, build_notes=lm.notes, traces=traces, costs=costs, options=opts)

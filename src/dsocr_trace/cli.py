@@ -1,0 +1,69 @@
+"""The `dsocr-trace` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsocr_trace.errors import UserError
+from dsocr_trace.models.source import DEFAULT_MODEL
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="What DeepSeek-OCR costs, op by op, from a meta-device trace: FLOPs, bytes, memory, time.")
+
+@app.callback()
+def _root() -> None:
+    """What DeepSeek-OCR costs, op by op, from a meta-device trace: FLOPs, bytes, memory, time."""
+
+
+ModelOpt = Annotated[str, typer.Option("--model", help="Hub id shipped offline, or PATH to config.json / folder.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="tiny | small | base | large | gundam")]
+
+
+@app.command()
+def analyze(
+    model: ModelOpt = DEFAULT_MODEL,
+    mode: ModeOpt = "base",
+    crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH (columns x rows), 2..9 tiles.")] = None,
+    image_size: Annotated[str | None, typer.Option(help="Page size WxH in pixels (Gundam picks its grid).")] = None,
+    prompt_tokens: Annotated[int, typer.Option(help="Prompt text tokens (BOS and image tokens excluded).")] = 12,
+    output_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
+    batch: Annotated[int, typer.Option(help="Sequences (pages) per batch.")] = 1,
+    kv_len: Annotated[int | None, typer.Option(help="KV length of the traced decode step (default: prefill).")] = None,
+    tracer: Annotated[str, typer.Option(help="dispatch (default) or export (torch.export, prefill).")] = "dispatch",
+    out: Annotated[Path | None, typer.Option(help="Run folder for report.json and the other outputs.")] = None,
+    graphml: Annotated[Path | None, typer.Option(help="Write the op graph (both phases) as GraphML.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out folder or --graphml file.")] = False,
+) -> None:
+    """Trace the model for a workload and report FLOPs, bytes, params and coverage per stage and module."""
+    from dsocr_trace.runner import analyze_command
+
+    analyze_command(model=model, mode=mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
+                    output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer, out=out,
+                    graphml=graphml, force=force)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        # click usage errors (typer vendors click): one line, no traceback
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            sys.exit(int(exc.exit_code) or 2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
