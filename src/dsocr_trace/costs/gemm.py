@@ -112,3 +112,15 @@ def convolution(node: OpNode, opts: CostOptions) -> Cost:
         shape={"m": b * math.prod(spatial), "n": co, "k": ci_per_group * math.prod(kernel),
                "kernel": list(kernel), "in": list(x.shape), "weight": w.param or ""},
     )
+
+
+@rule("aten.einsum")
+def einsum(node: OpNode, opts: CostOptions) -> Cost:
+    """A contraction: 2 FLOPs per point of the full index space (every letter's size multiplied once)."""
+    eq = str(node.attrs.get("equation", ""))
+    sizes: dict[str, int] = {}
+    for letters, t in zip(eq.split("->")[0].split(","), node.inputs, strict=False):
+        for ch, n in zip(letters.strip(), t.shape, strict=False):
+            sizes[ch] = max(sizes.get(ch, 1), n)
+    return Cost(tc_flops=2.0 * math.prod(sizes.values()), bytes_read=read_bytes(node), bytes_written=write_bytes(node),
+                kind="gemm", shape={"m": node.outputs[0].numel, "n": 1, "k": 1, "weight": ""})

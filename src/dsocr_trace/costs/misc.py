@@ -12,12 +12,30 @@ VIEW_OPS = (
     "aten.unbind", "aten.chunk", "aten.narrow", "aten.alias", "aten.detach", "aten.as_strided", "aten.unflatten",
     "aten.flatten", "aten.view_as", "aten.lift_fresh", "aten.diagonal", "aten.movedim", "aten.unfold",
     "aten.view_as_real", "aten.view_as_complex", "aten.real", "aten.imag", "aten.numpy_T",
+    "aten.detach_", "aten._assert_tensor_metadata", "aten.sym_size", "aten._assert_scalar",
+    # host-side bookkeeping that torch.export records around vmap (no kernel)
+    "_vmap_increment_nesting", "_vmap_decrement_nesting", "_add_batch_dim", "_remove_batch_dim",
+    "lazy_load_decompositions",
 )
 
 
 @rule(*VIEW_OPS)
 def view(node: OpNode, opts: CostOptions) -> Cost:
     return Cost(kind="view", kernels=0)
+
+
+@rule("aten.reshape.default", "aten.contiguous.default", "aten.to.dtype", "aten.to.dtype_layout", "aten.to.device")
+def maybe_view(node: OpNode, opts: CostOptions) -> Cost:
+    """Ops that copy only when they must (export keeps them; dispatch shows the copy as its own op)."""
+    x = node.inputs[0] if node.inputs else None
+    out = node.outputs[0] if node.outputs else None
+    if x is None or out is None:
+        return Cost(kind="view", kernels=0)
+    same_dtype = x.dtype == out.dtype
+    if same_dtype and (x.is_contiguous or node.op.startswith("aten.to.")):
+        return Cost(kind="view", kernels=0)
+    return Cost(bytes_read=float(x.distinct_numel * x.itemsize), bytes_written=float(out.nbytes), kind="copy",
+                shape={"numel": out.numel, "contiguous": x.is_contiguous, "broadcast": x.is_broadcast})
 
 
 @rule("aten.empty", "aten.empty_like", "aten.new_empty", "aten.empty_strided", "aten.new_empty_strided")

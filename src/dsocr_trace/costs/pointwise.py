@@ -21,7 +21,7 @@ _PER_ELEMENT: dict[str, int] = {
     "aten.bitwise_and": 1, "aten.bitwise_or": 1, "aten.bitwise_not": 1, "aten.logical_and": 1,
     "aten.logical_or": 1, "aten.logical_not": 1, "aten.where": 1, "aten.masked_fill": 1,
     "aten.masked_fill_": 1, "aten.add_": 1, "aten.mul_": 1, "aten.div_": 1, "aten.sub_": 1,
-    "aten.lerp": 3, "aten.addcmul": 2, "aten.addcdiv": 2,
+    "aten.__and__": 1, "aten.__or__": 1, "aten.lerp": 3, "aten.addcmul": 2, "aten.addcdiv": 2,
 }
 
 

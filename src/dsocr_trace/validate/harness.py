@@ -100,16 +100,18 @@ def parent_path(path: str, known: Iterable[str]) -> str | None:
     return "" if "" in known_set else None
 
 
-def exclusive_from_inclusive(incl: Mapping[str, float]) -> dict[str, float]:
+def exclusive_from_inclusive(incl: Mapping[str, float], parents: Mapping[str, str | None] | None = None
+                             ) -> dict[str, float]:
     """Exclusive value per module path: its inclusive value minus the inclusive values of its direct children.
 
-    A direct child is a recorded path whose nearest recorded ancestor is this path (intermediate modules
-    that never ran, e.g. a ModuleList, are skipped over).
+    `parents` maps a path to the module range it actually ran inside (the dynamic caller, e.g. the language
+    model's `embed_tokens` runs inside `model`, not inside `model.language_model`); without it the nearest
+    recorded ancestor by path is used (intermediate modules that never ran, e.g. a ModuleList, are skipped).
     """
     excl = dict(incl)
     for path, val in incl.items():
-        parent = parent_path(path, incl)
-        if parent is not None:
+        parent = parents.get(path) if parents is not None else parent_path(path, incl)
+        if parent is not None and parent in excl:
             excl[parent] -= val
     return excl
 
@@ -420,65 +422,54 @@ def _is_own_range(name: str) -> bool:
     return name.startswith(RANGE_PREFIX) or name == STEP_NAME
 
 
-def walk_step(step_event: Any) -> dict[str, Any]:
-    """Inclusive kernel time (us) and kernel counts per module range inside one profiled step, plus op counts."""
+def walk_step(step_event: Any, cpu_time: bool = False) -> dict[str, Any]:
+    """Inclusive kernel time (us), kernel counts and the dynamic parent per module range in one profiled step.
+
+    Kernels (incl. memcpy/memset) are attached by the profiler to the CPU op that launched them; a range's
+    inclusive time sums them over its whole subtree. With `cpu_time` (CPU smoke runs) the range's CPU time
+    stands in for kernel time and each outermost op counts as one "kernel".
+    """
     incl_us: dict[str, float] = {}
     incl_n: dict[str, int] = {}
+    parents: dict[str, str | None] = {}
     counters = {"host_ops": 0, "host_ops_launching": 0, "launches": 0}
 
-    def visit(ev: Any, in_op: bool) -> tuple[float, int]:
+    def visit(ev: Any, in_op: bool, rng: str | None) -> tuple[float, int]:
         name = ev.name
         us = 0.0
         n = 0
-        for k in ev.kernels:
-            if _is_own_range(k.name):  # a GPU-side user annotation, not a kernel
-                continue
-            us += float(k.duration)
-            n += 1
+        if not cpu_time:
+            for k in ev.kernels:
+                if _is_own_range(k.name):  # a GPU-side user annotation, not a kernel
+                    continue
+                us += float(k.duration)
+                n += 1
         is_op = "::" in name and not _is_own_range(name)
-        if "Launch" in name or name.startswith("cudaGraphLaunch"):
+        if "Launch" in name:
             counters["launches"] += 1
+        here = name[len(RANGE_PREFIX):] if name.startswith(RANGE_PREFIX) else None
         for ch in ev.cpu_children:
-            cu, cn = visit(ch, in_op or is_op)
+            cu, cn = visit(ch, in_op or is_op, here if here is not None else rng)
             us += cu
             n += cn
         if is_op and not in_op:
             counters["host_ops"] += 1
+            if cpu_time:
+                n += 1
             if n:
                 counters["host_ops_launching"] += 1
-        if name.startswith(RANGE_PREFIX):
-            path = name[len(RANGE_PREFIX):]
-            incl_us[path] = incl_us.get(path, 0.0) + us
-            incl_n[path] = incl_n.get(path, 0) + n
+        if here is not None:
+            if cpu_time:
+                us = float(ev.cpu_time_total)
+            incl_us[here] = incl_us.get(here, 0.0) + us
+            incl_n[here] = incl_n.get(here, 0) + n
+            parents[here] = rng
         return us, n
 
-    total_us, total_n = visit(step_event, False)
-    return {"incl_us": incl_us, "incl_n": incl_n, "total_us": total_us, "total_n": total_n, **counters}
-
-
-def _cpu_walk_step(step_event: Any) -> dict[str, Any]:
-    """CPU fallback (smoke runs): the same structure with CPU time standing in for kernel time."""
-    incl_us: dict[str, float] = {}
-    incl_n: dict[str, int] = {}
-    counters = {"host_ops": 0, "host_ops_launching": 0, "launches": 0}
-
-    def visit(ev: Any, in_op: bool) -> int:
-        is_op = "::" in ev.name and not _is_own_range(ev.name)
-        n = 0
-        for ch in ev.cpu_children:
-            n += visit(ch, in_op or is_op)
-        if is_op and not in_op:
-            counters["host_ops"] += 1
-            counters["host_ops_launching"] += 1
-            n += 1
-        if ev.name.startswith(RANGE_PREFIX):
-            path = ev.name[len(RANGE_PREFIX):]
-            incl_us[path] = incl_us.get(path, 0.0) + float(ev.cpu_time_total)
-            incl_n[path] = incl_n.get(path, 0) + n
-        return n
-
-    total_n = visit(step_event, False)
-    return {"incl_us": incl_us, "incl_n": incl_n, "total_us": float(step_event.cpu_time_total), "total_n": total_n,
+    total_us, total_n = visit(step_event, False, None)
+    if cpu_time:
+        total_us = float(step_event.cpu_time_total)
+    return {"incl_us": incl_us, "incl_n": incl_n, "parents": parents, "total_us": total_us, "total_n": total_n,
             **counters}
 
 
@@ -538,8 +529,7 @@ def profile_steps(model: nn.Module, prepare: Callable[[], dict[str, Any]], repea
         ranges.remove()
     calls = {p: c // repeats for p, c in ranges.calls.items()}
     steps = [e for e in prof.events() if e.name == STEP_NAME and e.device_type.name == "CPU"]
-    walker = walk_step if device.type == "cuda" else _cpu_walk_step
-    walks = [walker(e) for e in steps]
+    walks = [walk_step(e, cpu_time=device.type != "cuda") for e in steps]
     if trace_path is not None:
         prof.export_chrome_trace(str(trace_path))
     return walks, calls
@@ -550,8 +540,8 @@ def summarise_profile(walks: list[dict[str, Any]], calls: Mapping[str, int], pha
     per_rep_modules = []
     per_rep_stages = []
     for w in walks:
-        excl_us = exclusive_from_inclusive(w["incl_us"])
-        excl_n = exclusive_from_inclusive({k: float(v) for k, v in w["incl_n"].items()})
+        excl_us = exclusive_from_inclusive(w["incl_us"], w["parents"])
+        excl_n = exclusive_from_inclusive({k: float(v) for k, v in w["incl_n"].items()}, w["parents"])
         mods = {p: {"device_s": excl_us[p] / 1e6, "device_incl_s": w["incl_us"][p] / 1e6,
                     "kernels": int(round(excl_n[p]))} for p in w["incl_us"]}
         per_rep_modules.append(mods)

@@ -1,0 +1,412 @@
+"""Microbenchmarks that calibrate the latency model on the local device (cuda:0 by default).
+
+Timing: warm-up, then CUDA events around batches of calls (batch sized to ~1 ms, at least one call), median of
+several batches. Inputs are random (never zeros). Each benchmark cycles through several input sets whose
+total size exceeds twice the L2 cache, so memory-bound and small-M GEMMs read from HBM as in the model, where
+every layer's weights are distinct.
+
+Output JSON (stdlib json, sorted keys)::
+
+    {"schema": "dsocr-trace/calibration/1",
+     "device": {... as the harness ...},
+     "gemm": [{"m", "n", "k", "seconds", "tflops"}],                         # bf16 x @ W^T (F.linear)
+     "grouped_gemm": [{"tokens", "rows", "experts", "n", "k", "seconds", "tflops", "op"}],
+     "attention": [{"kind", "batch", "heads", "q_len", "kv_len", "head_dim", "causal", "mask",
+                    "seconds", "tflops"}],                                  # tflops from 4*B*H*Tq*Tk*d
+     "memory": [{"op", "bytes", "size", "seconds", "gbs", "contiguous"}],   # bytes = read + written
+     "launch_s",        # per tiny kernel back to back on a busy stream (eager launches, GPU side)
+     "graph_kernel_s",  # per tiny kernel inside a CUDA graph replay of 100 of them
+     "host_op_s",       # host (Python + dispatcher) cost per tiny allocating aten op, issued without syncs
+     "host_op_inplace_s",  # same with out= (no allocation)
+     "host_module_s",   # extra host cost of an nn.Linear module call over F.linear
+     "peaks": {"tc_flops", "mem_bw"},   # max measured GEMM FLOP/s, max measured copy/clone B/s
+     "elapsed_s"}
+
+Run: `python -m dsocr_trace.validate.calibrate --out FILE [--quick] [--device cuda|cpu]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from dsocr_trace.validate.harness import _clean, device_info, log
+
+SCHEMA = "dsocr-trace/calibration/1"
+GEMM_M = (1, 8, 64, 256, 1024, 4096, 16384)
+GEMM_NK = ((1280, 1280), (6848, 1280), (1280, 6848), (1792, 1280), (1280, 1792), (2304, 768), (768, 768),
+           (3072, 768), (768, 3072), (3072, 1024), (1024, 1024), (4096, 1024), (1024, 4096), (1280, 2048),
+           (129280, 1280))
+MOE_TOKENS = (1, 8, 64, 300, 1000, 4000)
+EXPERTS, TOPK, HIDDEN, MOE_I = 64, 6, 1280, 896
+MEM_SIZES = tuple(4096 * 4 ** i for i in range(10))  # 4 KiB .. 1 GiB
+ROTATE_BYTES = 128 << 20  # > 2x H100 L2 (50 MB)
+MAX_SET_BYTES = 3 << 30  # cap on the rotated input sets of one benchmark
+
+
+class Bench:
+    """Timer bound to a device: CUDA events on GPU, perf_counter on CPU (smoke runs)."""
+
+    def __init__(self, device: torch.device, reps: int = 5, batch_target_s: float = 1e-3) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.reps = reps
+        self.batch_target_s = batch_target_s
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def _batch(self, fn: Callable[[int], Any], start: int, count: int) -> float:
+        if self.cuda:
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            for i in range(start, start + count):
+                fn(i)
+            b.record()
+            b.synchronize()
+            return a.elapsed_time(b) / 1e3
+        t0 = time.perf_counter()
+        for i in range(start, start + count):
+            fn(i)
+        return time.perf_counter() - t0
+
+    def __call__(self, fn: Callable[[int], Any]) -> float:
+        """Median seconds per call of fn(i); i cycles so callers can rotate buffers."""
+        fn(0)
+        self.sync()
+        one = self._batch(fn, 1, 1)
+        one = min(one, self._batch(fn, 2, 1))
+        inner = max(1, min(200, int(self.batch_target_s / max(one, 1e-7))))
+        times = [self._batch(fn, 3 + r * inner, inner) / inner for r in range(self.reps)]
+        return statistics.median(times)
+
+
+def _rand(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    return (torch.rand(shape, device=device, dtype=torch.float32) * 2 - 1 + 1e-3).to(dtype)
+
+
+def _n_sets(set_bytes: int) -> int:
+    if set_bytes <= 0:
+        return 1
+    n = max(1, math.ceil(ROTATE_BYTES / set_bytes))
+    return max(1, min(n, 64, MAX_SET_BYTES // set_bytes))
+
+
+def bench_gemm(bench: Bench, device: torch.device, ms: tuple[int, ...], nks: tuple[tuple[int, int], ...],
+               max_out_bytes: int) -> list[dict[str, Any]]:
+    out = []
+    for n, k in nks:
+        for m in ms:
+            if m * n * 2 > max_out_bytes:
+                continue
+            sets = _n_sets(2 * (m * k + n * k))
+            xs = [_rand((m, k), device) for _ in range(sets)]
+            ws = [_rand((n, k), device) for _ in range(sets)]
+            sec = bench(lambda i, xs=xs, ws=ws: F.linear(xs[i % len(xs)], ws[i % len(ws)]))
+            flops = 2.0 * m * n * k
+            out.append({"m": m, "n": n, "k": k, "seconds": sec, "tflops": flops / sec / 1e12})
+            del xs, ws
+    return out
+
+
+def _grouped_mm_fn() -> Callable[..., torch.Tensor] | None:
+    fn = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
+    return fn
+
+
+def bench_grouped(bench: Bench, device: torch.device, tokens: tuple[int, ...]) -> list[dict[str, Any]]:
+    gmm = _grouped_mm_fn()
+    if gmm is None:
+        return [{"error": "no grouped_mm in this torch"}]
+    out: list[dict[str, Any]] = []
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(0)
+    for t in tokens:
+        rows = t * TOPK
+        # uniform routing: each token picks TOPK distinct experts
+        picks = torch.stack([torch.randperm(EXPERTS, generator=gen)[:TOPK] for _ in range(t)]).flatten()
+        counts = torch.bincount(picks, minlength=EXPERTS)
+        offs = torch.cumsum(counts, 0).to(torch.int32).to(device)
+        for op, n, k in (("gate_up", 2 * MOE_I, HIDDEN), ("down", HIDDEN, MOE_I)):
+            sets = _n_sets(2 * (rows * k + EXPERTS * n * k))
+            xs = [_rand((rows, k), device) for _ in range(sets)]
+            ws = [_rand((EXPERTS, n, k), device).transpose(-2, -1) for _ in range(sets)]  # (E, k, n) view
+            try:
+                sec = bench(lambda i, xs=xs, ws=ws: gmm(xs[i % len(xs)], ws[i % len(ws)], offs=offs))
+                flops = 2.0 * rows * n * k
+                out.append({"op": op, "tokens": t, "rows": rows, "experts": EXPERTS, "n": n, "k": k,
+                            "experts_hit": int((counts > 0).sum()), "seconds": sec, "tflops": flops / sec / 1e12})
+            except Exception as exc:  # noqa: BLE001 - record unsupported device/dtype combos
+                out.append({"op": op, "tokens": t, "rows": rows, "n": n, "k": k, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            del xs, ws
+    return out
+
+
+def bench_attention(bench: Bench, device: torch.device, quick: bool) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    seqs = (300, 1000) if quick else (300, 1000, 4000)
+    for b in (1, 8):
+        for s in seqs:
+            cases.append({"kind": "decoder_prefill", "batch": b, "heads": 10, "q_len": s, "kv_len": s,
+                          "head_dim": 128, "causal": True, "mask": None})
+            cases.append({"kind": "decoder_decode", "batch": b, "heads": 10, "q_len": 1, "kv_len": s,
+                          "head_dim": 128, "causal": False, "mask": None})
+    for nw in ((25,) if quick else (9, 25, 54, 200)):
+        cases.append({"kind": "sam_window", "batch": nw, "heads": 12, "q_len": 196, "kv_len": 196, "head_dim": 64,
+                      "causal": False, "mask": "float_bias"})
+    for t in ((1024,) if quick else (1024, 1600, 4096, 6400)):
+        cases.append({"kind": "sam_global", "batch": 1, "heads": 12, "q_len": t, "kv_len": t, "head_dim": 64,
+                      "causal": False, "mask": "float_bias"})
+    for b in (1, 6):
+        for t in ((65, 257) if quick else (65, 101, 257, 401)):
+            cases.append({"kind": "clip", "batch": b, "heads": 16, "q_len": t, "kv_len": t, "head_dim": 64,
+                          "causal": False, "mask": None})
+    out = []
+    for c in cases:
+        b, h, tq, tk, d = c["batch"], c["heads"], c["q_len"], c["kv_len"], c["head_dim"]
+        set_bytes = 2 * (b * h * (tq + 2 * tk) * d + (b * h * tq * tk if c["mask"] else 0))
+        sets = _n_sets(set_bytes)
+        qs = [(_rand((b, h, tq, d), device), _rand((b, h, tk, d), device), _rand((b, h, tk, d), device),
+               _rand((b, h, tq, tk), device) if c["mask"] else None) for _ in range(sets)]
+        causal = bool(c["causal"])
+
+        def run(i: int, qs: list[Any] = qs, causal: bool = causal) -> torch.Tensor:
+            q, k, v, m = qs[i % len(qs)]
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal)
+
+        try:
+            sec = bench(run)
+            flops = 4.0 * b * h * tq * tk * d
+            out.append({**c, "seconds": sec, "tflops": flops / sec / 1e12})
+        except Exception as exc:  # noqa: BLE001
+            out.append({**c, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        del qs
+    return out
+
+
+def _mem_cases(size: int, device: torch.device) -> list[tuple[str, int, bool, Callable[[], Callable[[int], Any]]]]:
+    """(op, bytes moved, contiguous, factory of fn(i)) for one input size in bytes (bf16)."""
+    n = max(1, size // 2)
+    rows = max(1, n // 1024)
+    cols = n // rows
+
+    def rot(make: Callable[[], Any], set_bytes: int) -> list[Any]:
+        return [make() for _ in range(_n_sets(set_bytes))]
+
+    def f_copy() -> Callable[[int], Any]:
+        xs = rot(lambda: (_rand((n,), device), torch.empty(n, device=device, dtype=torch.bfloat16)), 2 * size)
+        return lambda i: xs[i % len(xs)][1].copy_(xs[i % len(xs)][0])
+
+    def f_clone() -> Callable[[int], Any]:
+        xs = rot(lambda: _rand((n,), device), size)
+        return lambda i: xs[i % len(xs)].clone()
+
+    def f_add() -> Callable[[int], Any]:
+        xs = rot(lambda: (_rand((n,), device), _rand((n,), device)), 2 * size)
+        return lambda i: xs[i % len(xs)][0] + xs[i % len(xs)][1]
+
+    def f_mul() -> Callable[[int], Any]:
+        xs = rot(lambda: (_rand((n,), device), _rand((n,), device)), 2 * size)
+        return lambda i: xs[i % len(xs)][0] * xs[i % len(xs)][1]
+
+    def f_permute() -> Callable[[int], Any]:
+        a = max(1, rows // 16) if rows >= 16 else 1
+        b_ = max(1, rows // a)
+        xs = rot(lambda: _rand((a, b_, cols), device), size)
+        return lambda i: xs[i % len(xs)].permute(0, 2, 1).contiguous()
+
+    w = max(2, round((size / 24) ** 0.25))  # (1,12,T,W,1) + (1,12,T,1,W) -> (1,12,T,W,W) with T = W*W
+
+    def f_bcast() -> Callable[[int], Any]:
+        xs = rot(lambda: (_rand((1, 12, w * w, w, 1), device), _rand((1, 12, w * w, 1, w), device)), 2 * 12 * w ** 3 * 2)
+        return lambda i: xs[i % len(xs)][0] + xs[i % len(xs)][1]
+
+    def f_softmax() -> Callable[[int], Any]:
+        xs = rot(lambda: _rand((rows, cols), device), size)
+        return lambda i: torch.softmax(xs[i % len(xs)], dim=-1)
+
+    def f_layernorm() -> Callable[[int], Any]:
+        xs = rot(lambda: _rand((rows, cols), device), size)
+        wt = _rand((cols,), device)
+        return lambda i: F.layer_norm(xs[i % len(xs)], (cols,), wt, wt)
+
+    def f_sum() -> Callable[[int], Any]:
+        xs = rot(lambda: _rand((rows, cols), device), size)
+        return lambda i: xs[i % len(xs)].sum(dim=-1)
+
+    bc_out = 12 * w ** 4 * 2
+    return [("copy", 2 * size, True, f_copy), ("clone", 2 * size, True, f_clone), ("add", 3 * size, True, f_add),
+            ("mul", 3 * size, True, f_mul), ("permute_contiguous", 2 * size, False, f_permute),
+            ("broadcast_add", bc_out + 2 * 12 * w ** 3 * 2, False, f_bcast),
+            ("softmax", 2 * size, True, f_softmax), ("layer_norm", 2 * size, True, f_layernorm),
+            ("sum", size + 2 * rows, True, f_sum)]
+
+
+def bench_memory(bench: Bench, device: torch.device, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    out = []
+    for size in sizes:
+        for op, moved, contig, factory in _mem_cases(size, device):
+            try:
+                fn = factory()
+                sec = bench(fn)
+                out.append({"op": op, "size": size, "bytes": moved, "contiguous": contig, "seconds": sec,
+                            "gbs": moved / sec / 1e9})
+            except Exception as exc:  # noqa: BLE001
+                out.append({"op": op, "size": size, "bytes": moved, "contiguous": contig,
+                            "error": f"{type(exc).__name__}: {exc}"[:300]})
+            fn = None  # type: ignore[assignment]
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
+def bench_launch(device: torch.device, n: int = 100) -> dict[str, Any]:
+    """Per-kernel floor of eager launches (busy stream) and of kernels inside a CUDA graph."""
+    res: dict[str, Any] = {"launch_s": None, "graph_kernel_s": None}
+    if device.type != "cuda":
+        return res
+    a = torch.rand(1, device=device) + 1.0
+    b = torch.rand(1, device=device) + 1.0
+    c = torch.empty(1, device=device)
+    eager = []
+    for _ in range(5):
+        torch.cuda.synchronize(device)
+        torch.cuda._sleep(2_000_000)  # keeps the GPU busy while the launches queue up
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        for _ in range(n):
+            torch.add(a, b, out=c)
+        e1.record()
+        e1.synchronize()
+        eager.append(e0.elapsed_time(e1) / 1e3 / n)
+    res["launch_s"] = statistics.median(eager)
+    try:
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                torch.add(a, b, out=c)
+        torch.cuda.current_stream(device).wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(n):
+                torch.add(a, b, out=c)
+        g.replay()
+        torch.cuda.synchronize(device)
+        times = []
+        for _ in range(10):
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
+            g.replay()
+            e1.record()
+            e1.synchronize()
+            times.append(e0.elapsed_time(e1) / 1e3 / n)
+        res["graph_kernel_s"] = statistics.median(times)
+    except Exception as exc:  # noqa: BLE001
+        res["graph_error"] = f"{type(exc).__name__}: {exc}"[:500]
+    return res
+
+
+def bench_host(device: torch.device, n: int = 500) -> dict[str, float]:
+    """Host seconds per tiny op (no syncs inside the loop) and extra cost of an nn.Module call."""
+    a = torch.rand(8, device=device) + 1.0
+    b = torch.rand(8, device=device) + 1.0
+    c = torch.empty(8, device=device)
+    lin = torch.nn.Linear(8, 8, device=device)
+    x = torch.rand(1, 8, device=device)
+    w, bias = lin.weight.detach(), lin.bias.detach()
+
+    def loop(fn: Callable[[], Any]) -> float:
+        vals = []
+        for _ in range(7):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            vals.append((time.perf_counter() - t0) / n)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return statistics.median(vals)
+
+    with torch.no_grad():
+        loop(lambda: a + b)  # warm-up
+        op = loop(lambda: a + b)
+        op_inplace = loop(lambda: torch.add(a, b, out=c))
+        functional = loop(lambda: F.linear(x, w, bias))
+        module = loop(lambda: lin(x))
+    return {"host_op_s": op, "host_op_inplace_s": op_inplace, "host_linear_s": functional,
+            "host_module_s": module - functional}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dsocr_trace.validate.calibrate", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="output JSON file")
+    ap.add_argument("--quick", action="store_true", help="fewer shapes (smoke runs)")
+    ap.add_argument("--device", default="cuda:0", help="cuda:0 (default) or cpu (smoke test only)")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("CUDA is not available: pass --device cpu for a smoke run", file=sys.stderr)
+        return 2
+    cpu = device.type == "cpu"
+    if not cpu:
+        torch.cuda.set_device(device)
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    bench = Bench(device, reps=3 if cpu else 5, batch_target_s=0.02 if cpu else 1e-3)
+    doc: dict[str, Any] = {"schema": SCHEMA, "device": device_info(device)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        doc["elapsed_s"] = time.perf_counter() - t0
+        with open(out, "w") as f:
+            json.dump(_clean(doc), f, sort_keys=True, indent=1)
+
+    small = cpu or args.quick
+    ms = (1, 64, 1024) if cpu else ((1, 64, 1024, 16384) if args.quick else GEMM_M)
+    nks = GEMM_NK[:3] if cpu else GEMM_NK
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("host", lambda: doc.update(bench_host(device))),
+        ("launch", lambda: doc.update(bench_launch(device))),
+        ("gemm", lambda: doc.__setitem__("gemm", bench_gemm(bench, device, ms, nks, 1 << 28 if cpu else 5 << 30))),
+        ("grouped_gemm", lambda: doc.__setitem__(
+            "grouped_gemm", bench_grouped(bench, device, (1, 8) if cpu else (MOE_TOKENS[:4] if args.quick else MOE_TOKENS)))),
+        ("attention", lambda: doc.__setitem__("attention", bench_attention(bench, device, small))),
+        ("memory", lambda: doc.__setitem__("memory", bench_memory(bench, device, MEM_SIZES[:4] if cpu else (
+            MEM_SIZES[::2] if args.quick else MEM_SIZES)))),
+    ]
+    for name, fn in steps:
+        ts = time.perf_counter()
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - keep the other sections
+            doc.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:1000]
+            log(f"{name} FAILED: {doc['errors'][name][:300]}")
+        log(f"{name} done in {time.perf_counter() - ts:.1f} s")
+        save()
+    gemm_ok = [g["tflops"] * 1e12 for g in doc.get("gemm", []) if "tflops" in g]
+    bw_ok = [m["gbs"] * 1e9 for m in doc.get("memory", []) if m.get("op") in ("copy", "clone") and "gbs" in m]
+    doc["peaks"] = {"tc_flops": max(gemm_ok, default=None), "mem_bw": max(bw_ok, default=None)}
+    save()
+    pk = doc["peaks"]
+    log(f"wrote {out} in {time.perf_counter() - t0:.1f} s: peak GEMM "
+        f"{(pk['tc_flops'] or 0) / 1e12:.0f} TFLOP/s, peak copy {(pk['mem_bw'] or 0) / 1e9:.0f} GB/s, "
+        f"launch {doc.get('launch_s')}, graph kernel {doc.get('graph_kernel_s')}, host op {doc.get('host_op_s'):.2e} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
