@@ -37,13 +37,50 @@ def analyze(
     out: Annotated[Path | None, typer.Option(help="Run folder for report.json and the other outputs.")] = None,
     graphml: Annotated[Path | None, typer.Option(help="Write the op graph (both phases) as GraphML.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder or --graphml file.")] = False,
+    device: Annotated[str | None, typer.Option(help="GPU from the catalog (see `dsocr-trace devices`).")] = None,
+    device_file: Annotated[Path | None, typer.Option(help="Your own device spec (YAML/JSON).")] = None,
+    profile: Annotated[Path | None, typer.Option(help="Calibrated profile JSON (from `dsocr-trace calibrate`).")] = None,
+    execution: Annotated[str, typer.Option(help="eager (HF transformers as shipped) or fused (optimized engine).")]
+    = "eager",
+    dtype: Annotated[str, typer.Option(help="Weight dtype for memory: bf16, fp16 or fp8.")] = "bf16",
+    moe_skew: Annotated[float, typer.Option(help="MoE routing skew 0..0.9 (0 = uniform).")] = 0.0,
+    timeline: Annotated[Path | None, typer.Option(help="Write the predicted kernel timeline (Chrome trace).")]
+    = None,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots into the run folder.")] = False,
 ) -> None:
-    """Trace the model for a workload and report FLOPs, bytes, params and coverage per stage and module."""
+    """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command
 
     analyze_command(model=model, mode=mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
                     output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer, out=out,
-                    graphml=graphml, force=force)
+                    graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
+                    execution=execution, dtype=dtype, moe_skew=moe_skew, timeline=timeline, plots=plots)
+
+
+@app.command()
+def devices() -> None:
+    """The GPU catalog: dense peaks, bandwidth, memory, and where each figure came from."""
+    from dsocr_trace.runner import devices_command
+
+    devices_command()
+
+
+@app.command()
+def sweep(
+    model: ModelOpt = DEFAULT_MODEL,
+    modes: Annotated[str, typer.Option(help="Comma list: tiny,small,base,large,gundam:2x3")] = "tiny,small,base,large",
+    devices: Annotated[str, typer.Option("--devices", help="Comma list of catalog GPUs.")] = "rtx5090,h100",
+    batch: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1",
+    output_tokens: Annotated[str, typer.Option(help="Comma list of output token counts.")] = "500",
+    execution: Annotated[str, typer.Option(help="Comma list: eager,fused")] = "eager",
+    out: Annotated[Path, typer.Option(help="CSV or JSON file (by extension).")] = Path("sweep.csv"),
+    force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once."""
+    from dsocr_trace.runner import sweep_command
+
+    sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
+                  execution=execution, out=out, force=force)
 
 
 def main() -> None:

@@ -72,11 +72,45 @@ def write_graphml_file(path: Path, force: bool, a: Analysis) -> None:
         write_graphml(merge_phases(graphs), tmp)
 
 
+def resolve_device(device: str | None, device_file: Path | None, profile: Path | None) -> tuple[Any, Any] | None:
+    from dsocr_trace.hardware.profile import default_profile, load_profile
+    from dsocr_trace.hardware.spec import load_device
+
+    if device is None and device_file is None:
+        if profile is not None:
+            raise UserError("--profile needs the GPU it was measured on: add --device NAME or --device-file")
+        return None
+    if device is not None and device_file is not None:
+        raise UserError("give either --device or --device-file, not both")
+    spec = load_device(str(device_file) if device_file is not None else str(device))
+    prof = load_profile(profile) if profile is not None else default_profile(spec)
+    return spec, prof
+
+
 def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str | None, prompt_tokens: int,
                     output_tokens: int, batch: int, kv_len: int | None, tracer: str, out: Path | None,
-                    graphml: Path | None, force: bool, **predict_args: Any) -> dict[str, Any]:
+                    graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
+                    profile: Path | None = None, execution: str = "eager", dtype: str = "bf16",
+                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False) -> dict[str, Any]:
+    from dsocr_trace.costs import CostOptions
+    from dsocr_trace.memory import WEIGHT_BYTES
+    from dsocr_trace.plan import EXECUTIONS
+
     wl = make_workload(mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
                        output_tokens=output_tokens, batch=batch, kv_len=kv_len)
+    if execution not in EXECUTIONS:
+        raise UserError(f"unknown --execution {execution!r}: use eager or fused")
+    if dtype not in WEIGHT_BYTES or dtype == "fp32":
+        raise UserError(f"unknown --dtype {dtype!r}: use bf16, fp16 or fp8")
+    if not 0.0 <= moe_skew < 1.0:
+        raise UserError(f"--moe-skew must be in [0, 1) (got {moe_skew})")
+    hw = resolve_device(device, device_file, profile)
+    if (timeline is not None or plots) and hw is None:
+        raise UserError("--timeline and --plots need predictions: add --device NAME (see `dsocr-trace devices`)")
+    if plots and out is None:
+        raise UserError("--plots writes into the run folder: add --out DIR")
+    if timeline is not None:
+        check_target(timeline, force, "timeline file")
     # refuse bad output paths before minutes of work, and again atomically when writing
     if out is not None:
         check_target(out, force)
@@ -84,11 +118,78 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         check_target(graphml, force, "GraphML file")
         if graphml.suffix.lower() != ".graphml":
             raise UserError(f"--graphml {str(graphml)!r} should end in .graphml")
-    a = run_analysis(model, wl, tracer=tracer)
-    report = build_report(a)
+    a = run_analysis(model, wl, tracer=tracer, opts=CostOptions(moe_skew=moe_skew))
+    predictions = None
+    if hw is not None:
+        from dsocr_trace.request import predict_request
+
+        predictions = predict_request(a, hw[0], hw[1], execution, dtype)
+    report = build_report(a, predictions)
     print_summary(report)
     if out is not None:
-        write_run(out, force, a, report)
+        write_run(out, force, a, report, extra=lambda folder: write_extras(folder, a, report, plots))
+    if timeline is not None and predictions is not None:
+        from dsocr_trace.report.timeline import write_timeline
+
+        with atomic_file(timeline, force, "timeline file") as tmp:
+            write_timeline(report, tmp)
     if graphml is not None:
         write_graphml_file(graphml, force, a)
     return report
+
+
+def node_rows(a: Analysis) -> list[dict[str, Any]]:
+    """Per-node analytic rows for nodes.csv (both phases)."""
+    rows = []
+    for phase, tr in a.traces.items():
+        for n, c in zip(tr.nodes, a.costs[phase].eager, strict=True):
+            rows.append({
+                "phase": phase, "id": n.id, "op": n.op, "module_path": n.module_path, "module_type": n.module_type,
+                "stage": n.stage, "kind": c.kind if c else ("group" if n.members else "uncosted"),
+                "tc_flops": c.tc_flops if c else 0.0, "cc_flops": c.cc_flops if c else 0.0,
+                "bytes_read": c.bytes_read if c else 0.0, "bytes_written": c.bytes_written if c else 0.0,
+                "kernels": c.kernels if c else 0,
+                "input_shapes": ";".join("x".join(map(str, t.shape)) for t in n.inputs),
+                "output_shapes": ";".join("x".join(map(str, t.shape)) for t in n.outputs),
+            })
+    return rows
+
+
+def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:
+    from dsocr_trace.report.writers import write_all
+
+    write_all(report, folder, nodes=node_rows(a))
+    if plots:
+        from dsocr_trace.report.plots import write_plots
+
+        write_plots(report, folder)
+
+
+def devices_command() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dsocr_trace.hardware.spec import catalog
+
+    t = Table(title="GPU catalog (dense figures; BF16 = tensor cores with FP32 accumulate)", title_justify="left")
+    for col in ("key", "name", "BF16 TFLOP/s", "FP32 CUDA TFLOP/s", "GB/s", "memory GB", "L2 MB", "SMs", "sources"):
+        t.add_column(col)
+    for d in catalog():
+        srcs = sorted(set(d.sources.values()))
+        t.add_row(d.key, d.name, f"{d.tc_flops / 1e12:g}", f"{d.cc_flops / 1e12:g}", f"{d.mem_bw / 1e9:g}",
+                  f"{d.mem_bytes / 2**30:g}", f"{d.l2_bytes / 2**20:g}", str(d.sm_count), "; ".join(srcs)[:120])
+    Console(width=200).print(t)
+
+
+def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
+                  out: Path, force: bool) -> list[dict[str, Any]]:
+    from dsocr_trace.sweep import run_sweep, write_sweep
+
+    check_target(out, force, "sweep file")
+    if out.suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--out {str(out)!r} must end in .csv or .json")
+    rows = run_sweep(model, modes, devices, batch, output_tokens, execution)
+    with atomic_file(out, force, "sweep file") as tmp:
+        write_sweep(rows, tmp, out.suffix.lower())
+    print(f"{len(rows)} points -> {out}")
+    return rows

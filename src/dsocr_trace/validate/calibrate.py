@@ -113,7 +113,10 @@ def bench_gemm(bench: Bench, device: torch.device, ms: tuple[int, ...], nks: tup
             sets = _n_sets(2 * (m * k + n * k))
             xs = [_rand((m, k), device) for _ in range(sets)]
             ws = [_rand((n, k), device) for _ in range(sets)]
-            sec = bench(lambda i, xs=xs, ws=ws: F.linear(xs[i % len(xs)], ws[i % len(ws)]))
+            def run(i: int, xs: list[torch.Tensor] = xs, ws: list[torch.Tensor] = ws) -> torch.Tensor:
+                return F.linear(xs[i % len(xs)], ws[i % len(ws)])
+
+            sec = bench(run)
             flops = 2.0 * m * n * k
             out.append({"m": m, "n": n, "k": k, "seconds": sec, "tflops": flops / sec / 1e12})
             del xs, ws
@@ -143,12 +146,17 @@ def bench_grouped(bench: Bench, device: torch.device, tokens: tuple[int, ...]) -
             xs = [_rand((rows, k), device) for _ in range(sets)]
             ws = [_rand((EXPERTS, n, k), device).transpose(-2, -1) for _ in range(sets)]  # (E, k, n) view
             try:
-                sec = bench(lambda i, xs=xs, ws=ws: gmm(xs[i % len(xs)], ws[i % len(ws)], offs=offs))
+                def run(i: int, xs: list[torch.Tensor] = xs, ws: list[torch.Tensor] = ws,
+                        offs: torch.Tensor = offs) -> torch.Tensor:
+                    return gmm(xs[i % len(xs)], ws[i % len(ws)], offs=offs)
+
+                sec = bench(run)
                 flops = 2.0 * rows * n * k
                 out.append({"op": op, "tokens": t, "rows": rows, "experts": EXPERTS, "n": n, "k": k,
                             "experts_hit": int((counts > 0).sum()), "seconds": sec, "tflops": flops / sec / 1e12})
-            except Exception as exc:  # noqa: BLE001 - record unsupported device/dtype combos
-                out.append({"op": op, "tokens": t, "rows": rows, "n": n, "k": k, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            except Exception as exc:
+                out.append({"op": op, "tokens": t, "rows": rows, "n": n, "k": k,
+                            "error": f"{type(exc).__name__}: {exc}"[:500]})
             del xs, ws
     return out
 
@@ -189,7 +197,7 @@ def bench_attention(bench: Bench, device: torch.device, quick: bool) -> list[dic
             sec = bench(run)
             flops = 4.0 * b * h * tq * tk * d
             out.append({**c, "seconds": sec, "tflops": flops / sec / 1e12})
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out.append({**c, "error": f"{type(exc).__name__}: {exc}"[:500]})
         del qs
     return out
@@ -229,7 +237,8 @@ def _mem_cases(size: int, device: torch.device) -> list[tuple[str, int, bool, Ca
     w = max(2, round((size / 24) ** 0.25))  # (1,12,T,W,1) + (1,12,T,1,W) -> (1,12,T,W,W) with T = W*W
 
     def f_bcast() -> Callable[[int], Any]:
-        xs = rot(lambda: (_rand((1, 12, w * w, w, 1), device), _rand((1, 12, w * w, 1, w), device)), 2 * 12 * w ** 3 * 2)
+        xs = rot(lambda: (_rand((1, 12, w * w, w, 1), device), _rand((1, 12, w * w, 1, w), device)),
+                 2 * 12 * w ** 3 * 2)
         return lambda i: xs[i % len(xs)][0] + xs[i % len(xs)][1]
 
     def f_softmax() -> Callable[[int], Any]:
@@ -262,7 +271,7 @@ def bench_memory(bench: Bench, device: torch.device, sizes: tuple[int, ...]) -> 
                 sec = bench(fn)
                 out.append({"op": op, "size": size, "bytes": moved, "contiguous": contig, "seconds": sec,
                             "gbs": moved / sec / 1e9})
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 out.append({"op": op, "size": size, "bytes": moved, "contiguous": contig,
                             "error": f"{type(exc).__name__}: {exc}"[:300]})
             fn = None  # type: ignore[assignment]
@@ -313,7 +322,7 @@ def bench_launch(device: torch.device, n: int = 100) -> dict[str, Any]:
             e1.synchronize()
             times.append(e0.elapsed_time(e1) / 1e3 / n)
         res["graph_kernel_s"] = statistics.median(times)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         res["graph_error"] = f"{type(exc).__name__}: {exc}"[:500]
     return res
 
@@ -378,12 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     small = cpu or args.quick
     ms = (1, 64, 1024) if cpu else ((1, 64, 1024, 16384) if args.quick else GEMM_M)
     nks = GEMM_NK[:3] if cpu else GEMM_NK
+    moe_tokens = (1, 8) if cpu else (MOE_TOKENS[:4] if args.quick else MOE_TOKENS)
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("host", lambda: doc.update(bench_host(device))),
         ("launch", lambda: doc.update(bench_launch(device))),
         ("gemm", lambda: doc.__setitem__("gemm", bench_gemm(bench, device, ms, nks, 1 << 28 if cpu else 5 << 30))),
-        ("grouped_gemm", lambda: doc.__setitem__(
-            "grouped_gemm", bench_grouped(bench, device, (1, 8) if cpu else (MOE_TOKENS[:4] if args.quick else MOE_TOKENS)))),
+        ("grouped_gemm", lambda: doc.__setitem__("grouped_gemm", bench_grouped(bench, device, moe_tokens))),
         ("attention", lambda: doc.__setitem__("attention", bench_attention(bench, device, small))),
         ("memory", lambda: doc.__setitem__("memory", bench_memory(bench, device, MEM_SIZES[:4] if cpu else (
             MEM_SIZES[::2] if args.quick else MEM_SIZES)))),
@@ -392,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         ts = time.perf_counter()
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - keep the other sections
+        except Exception as exc:
             doc.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:1000]
             log(f"{name} FAILED: {doc['errors'][name][:300]}")
         log(f"{name} done in {time.perf_counter() - ts:.1f} s")

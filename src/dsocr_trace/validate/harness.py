@@ -39,6 +39,10 @@ Times are seconds. `kv_len` is the KV length held by the cache before the decode
 Graph runs carry only `total.wall_*` (median per replay) and `error` when capture failed.
 Module path "" is the top-level wrapper (the fp32 cast of the logits; stage lm_head).
 
+Files in DIR: `measured.json` (rewritten after every workload, so a crash keeps what was measured) and gzipped
+Chrome traces (chrome://tracing, ui.perfetto.dev) of the profiled repeats of the base prefill at batch 1
+(`trace_prefill_base_b1.json.gz`) and the decode step at KV 1000, batch 1 (`trace_decode_kv1000_b1.json.gz`).
+
 Run: `python -m dsocr_trace.validate.harness --out DIR [--modes tiny,base,gundam:2x3,base@8]
 [--decode-kv 300,1000,4000] [--batches 1,8] [--quick] [--device cuda|cpu]`.
 """
@@ -148,7 +152,7 @@ def validate_result(doc: Mapping[str, Any]) -> list[str]:
         problems.append("device block missing")
     runs = doc.get("runs")
     if not isinstance(runs, list):
-        return problems + ["runs is not a list"]
+        return [*problems, "runs is not a list"]
     wl_keys = {"mode", "label", "crops", "batch", "prompt_tokens", "vision_tokens", "prefill_tokens", "phase",
                "kv_len"}
     for i, run in enumerate(runs):
@@ -188,7 +192,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "host_cpu": platform.processor() or platform.machine(),
         "host_cpus": os.cpu_count(),
     }
@@ -309,11 +313,16 @@ def prefill_inputs(wl: Any, device: torch.device, gen: torch.Generator) -> dict[
     return kw
 
 
+def text_config_of(model: nn.Module) -> Any:
+    inner: Any = model.model
+    return inner.config.text_config
+
+
 class DecodeInputs:
     """Random KV of length L per layer, and a fresh DynamicCache holding it for every step."""
 
     def __init__(self, model: nn.Module, batch: int, kv_len: int, device: torch.device, gen: torch.Generator) -> None:
-        self.text_config = model.model.config.text_config
+        self.text_config: Any = text_config_of(model)
         n_layers = self.text_config.num_hidden_layers
         shape = (batch, KV_HEADS, kv_len, HEAD_DIM)
         self.kv = [(torch.randn(shape, generator=gen, device=device).to(torch.bfloat16),
@@ -482,7 +491,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step: Callable[[], Any], prepare: Callable[[], dict[str, Any]], n: int, device: torch.device,
+def time_steps(step: Callable[..., Any], prepare: Callable[[], dict[str, Any]], n: int, device: torch.device,
                stage_wall: StageWall | None = None) -> tuple[list[float], list[float], list[dict[str, float]]]:
     """Wall seconds (device events), host seconds (Python call) and stage walls for n runs."""
     walls, hosts, stages = [], [], []
@@ -543,7 +552,7 @@ def summarise_profile(walks: list[dict[str, Any]], calls: Mapping[str, int], pha
         excl_us = exclusive_from_inclusive(w["incl_us"], w["parents"])
         excl_n = exclusive_from_inclusive({k: float(v) for k, v in w["incl_n"].items()}, w["parents"])
         mods = {p: {"device_s": excl_us[p] / 1e6, "device_incl_s": w["incl_us"][p] / 1e6,
-                    "kernels": int(round(excl_n[p]))} for p in w["incl_us"]}
+                    "kernels": round(excl_n[p])} for p in w["incl_us"]}
         per_rep_modules.append(mods)
         per_rep_stages.append(aggregate_stages(mods, phase))
     modules: dict[str, dict[str, Any]] = {}
@@ -685,7 +694,7 @@ def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: t
             grun["total"] = g
             log(f"  graph decode B{wl.batch} KV{kv_len}: {g['wall_s'] * 1e3:.3f} ms/replay "
                 f"(back-to-back {g['wall_back_to_back_s'] * 1e3:.3f} ms)")
-        except Exception as exc:  # noqa: BLE001 - any capture failure is a result to record
+        except Exception as exc:
             grun["error"] = f"{type(exc).__name__}: {exc}"[:2000]
             grun["total"] = {}
             log(f"  graph capture failed: {grun['error'][:300]}")
@@ -723,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m dsocr_trace.validate.harness", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output folder (measured.json, traces)")
     ap.add_argument("--modes", default=DEFAULT_MODES,
-                    help=f"prefill workloads: mode[:WxH][@batch], comma-separated ('' for none; default {DEFAULT_MODES})")
+                    help=f"prefill workloads mode[:WxH][@batch], comma-separated, '' = none (default {DEFAULT_MODES})")
     ap.add_argument("--decode-kv", default=DEFAULT_KV, help="decode KV lengths ('' for none)")
     ap.add_argument("--batches", default=DEFAULT_BATCHES, help="decode batch sizes")
     ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke runs)")
@@ -762,12 +771,12 @@ def main(argv: list[str] | None = None) -> int:
     for mode, crops, batch in parse_modes(args.modes):
         plan.append((make_workload(mode, crops=crops, batch=batch), "prefill", None))
     for batch in parse_ints(args.batches) if args.decode_kv.strip() else []:
-        for kv in parse_ints(args.decode_kv):
-            plan.append((make_workload("base", batch=batch, kv_len=kv), "decode", kv))
+        for kv_len in parse_ints(args.decode_kv):
+            plan.append((make_workload("base", batch=batch, kv_len=kv_len), "decode", kv_len))
     log(f"device {device}; {len(plan)} workloads; building the model with random weights")
     torch.manual_seed(args.seed)
     model = build_random_model(device, seed=args.seed, experts_implementation=args.experts)
-    tc = model.model.config.text_config
+    tc = text_config_of(model)
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "device": device_info(device),
@@ -785,16 +794,16 @@ def main(argv: list[str] | None = None) -> int:
     for wl, phase, kv in plan:
         trace_path = None
         if args.trace == "first" and phase not in traced:
-            trace_path = out_dir / f"trace_{phase}.json"
+            trace_path = out_dir / f"trace_{phase}.json.gz"
         elif args.trace == "default" and wl.batch == 1 and ((phase == "prefill" and wl.label == "base")
                                                              or (phase == "decode" and kv == 1000)):
-            trace_path = out_dir / (f"trace_prefill_{wl.label}_b1.json" if phase == "prefill"
-                                    else f"trace_decode_kv{kv}_b1.json")
+            trace_path = out_dir / (f"trace_prefill_{wl.label}_b1.json.gz" if phase == "prefill"
+                                    else f"trace_decode_kv{kv}_b1.json.gz")
         if trace_path is not None:
             traced.add(phase)
         try:
             runs = measure(model, wl, phase, kv, device, args, trace_path)
-        except Exception as exc:  # noqa: BLE001 - record and go on with the next workload
+        except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}"[:2000]
             log(f"  FAILED {phase} {wl.label} B{wl.batch}: {msg[:500]}")
             runs = [{"workload": workload_dict(wl, phase, kv), "execution": "eager", "error": msg}]

@@ -1,0 +1,95 @@
+"""Memory a request needs: resident weights, KV cache, activation peak by liveness, the fp32 logits buffer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsocr_trace.trace.ir import Trace
+
+WEIGHT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "fp32": 4}
+RUNTIME_RESERVE_BYTES = 1 << 30  # CUDA context, cuBLAS workspaces, allocator slack: a planning margin
+
+
+def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype_bytes: int = 2) -> int:
+    """K and V, every layer: 2 * L * H_kv * D * bytes (DeepSeek-OCR bf16: 2*12*10*128*2 = 61,440 B)."""
+    return 2 * layers * kv_heads * head_dim * dtype_bytes
+
+
+def weight_bytes(components: dict[str, int], dtype: str) -> dict[str, int]:
+    """Bytes per component. fp8 applies to the decoder's and lm_head's matrices; vision stays bf16 (as served)."""
+    per = WEIGHT_BYTES[dtype]
+    out = {}
+    for comp, n in components.items():
+        b = per if comp in ("decoder", "lm_head", "embedding") else (4 if dtype == "fp32" else 2)
+        out[comp] = n * b
+    return out
+
+
+def activation_peak(trace: Trace) -> tuple[int, int]:
+    """Peak bytes of live non-parameter tensors over the op sequence, and the op where it happens.
+
+    A tensor is allocated when its (non-view) producer runs and freed after its last consumer; views alias
+    their base, so their consumers keep the base alive. Inputs of the phase (pixels, ids, cache) are counted
+    from their first use. Outputs never consumed are freed right after they are made, except the phase's last
+    output (the logits), which stays live to the end.
+    """
+    nodes = [n for n in trace.nodes if not n.members]
+    base: dict[tuple[int, int], tuple[int, int]] = {}  # view output -> storage owner
+    size: dict[tuple[int, int], int] = {}
+    last_use: dict[tuple[int, int], int] = {}
+    born: dict[tuple[int, int], int] = {}
+    for pos, n in enumerate(nodes):
+        for t in n.inputs:
+            if t.param is not None or t.producer is None:
+                continue
+            owner = base.get(t.producer, t.producer)
+            last_use[owner] = pos
+        for j, t in enumerate(n.outputs):
+            key = (n.id, j)
+            if n.is_view and n.inputs and n.inputs[0].producer is not None:
+                base[key] = base.get(n.inputs[0].producer, n.inputs[0].producer)
+                continue
+            if n.is_view or n.op.startswith("aten.split") or n.op.startswith("aten.unbind"):
+                continue  # a view of a parameter or an input
+            size[key] = t.nbytes
+            born[key] = pos
+    end = len(nodes) - 1
+    if nodes and nodes[-1].outputs:
+        last_use[base.get((nodes[-1].id, 0), (nodes[-1].id, 0))] = end
+    delta = [0] * (len(nodes) + 1)
+    for key, b in size.items():
+        start = born[key]
+        stop = max(last_use.get(key, start), start)
+        delta[start] += b
+        delta[stop + 1] -= b
+    live = peak = 0
+    at = 0
+    for pos in range(len(nodes)):
+        live += delta[pos]
+        if live > peak:
+            peak, at = live, nodes[pos].id
+    return peak, at
+
+
+def memory_plan(trace_prefill: Trace, params: dict[str, Any], batch: int, context_tokens: int, dtype: str,
+                kv_per_token: int, device_bytes: float, logits_bytes: int) -> dict[str, Any]:
+    weights = weight_bytes(params["components"], dtype)
+    kv = kv_per_token * context_tokens * batch
+    act, at = activation_peak(trace_prefill)
+    total = sum(weights.values()) + kv + act + RUNTIME_RESERVE_BYTES
+    return {
+        "weight_dtype": dtype,
+        "weights_bytes": sum(weights.values()),
+        "weights_by_component": dict(sorted(weights.items())),
+        "kv_bytes_per_token": kv_per_token,
+        "kv_cache_bytes": kv,
+        "kv_context_tokens": context_tokens,
+        "activation_peak_bytes": act,
+        "activation_peak_at_node": at,
+        "logits_bytes": logits_bytes,
+        "reserve_bytes": RUNTIME_RESERVE_BYTES,
+        "total_bytes": total,
+        "device_bytes": device_bytes,
+        "fits": total <= device_bytes,
+        "headroom_bytes": device_bytes - total,
+    }

@@ -1,0 +1,181 @@
+"""Execution plans: which kernels a phase launches, in what order, under `eager` or `fused` execution.
+
+Both plans read the same trace; the rules differ, not the graph.
+* eager (HF transformers out of the box): every traced aten op is dispatched from Python (host cost per op,
+  views included), every non-view op launches its kernel(s); RMSNorm, RoPE and activations run unfused;
+  the MoE runs transformers' grouped_mm path exactly as traced (sort, gather, histc, two grouped GEMMs,
+  scatter); attention is the SDPA kernel the trace names. `.item()` checks block the host.
+* fused (an optimized engine): semantic groups run as one kernel each (fused RMSNorm, grouped-GEMM MoE),
+  chains of pointwise ops inside one module fuse into one kernel (RoPE, SiLU*up, residual adds, casts),
+  views cost nothing, decode replays a CUDA graph (no launch gaps, one launch per step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from attrs import frozen
+
+from dsocr_trace.costs import Cost, NodeCosts
+from dsocr_trace.hardware.profile import Profile
+from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.predict import KernelTime, kernel_time, replay
+from dsocr_trace.report.aggregate import phase_stage
+from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace
+
+EXECUTIONS = ("eager", "fused")
+_FUSIBLE = ("elementwise", "copy")
+
+
+@frozen
+class Item:
+    """One issued unit: a kernel (or fused kernel), or host-only work (views) with device_s 0."""
+
+    node: int
+    op: str
+    module_path: str
+    module_type: str
+    stage: str  # report stage (decoder.prefill, decode.step, ...)
+    cost: Cost | None
+    time: KernelTime | None
+    host_s: float
+    sync: bool
+    fused_from: int = 1  # aten ops merged into this item
+
+    @property
+    def device_s(self) -> float:
+        return self.time.device_s if self.time else 0.0
+
+
+def _merge(costs: Sequence[Cost], external_read: float, final_write: float) -> Cost:
+    return Cost(tc_flops=sum(c.tc_flops for c in costs), cc_flops=sum(c.cc_flops for c in costs),
+                bytes_read=external_read, bytes_written=final_write, kind="elementwise", kernels=1,
+                shape={"numel": max((c.shape.get("numel", 0) for c in costs), default=0), "contiguous": True,
+                       "fused_ops": len(costs)})
+
+
+def _host_per_op(trace: Trace, profile: Profile) -> float:
+    """Host cost per dispatched op: aten dispatch + launch, plus the nn.Module call overhead spread over the ops."""
+    n_ops = max(1, sum(1 for n in trace.nodes if not n.members))
+    calls = sum(trace.module_calls.values())
+    return profile.host_op_s + profile.host_module_s * calls / n_ops
+
+
+def plan_eager(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile) -> list[Item]:
+    host = _host_per_op(trace, profile)
+    items: list[Item] = []
+    for n, c in zip(trace.nodes, costs.eager, strict=True):
+        if n.members:
+            continue
+        t = kernel_time(c, spec, profile) if c is not None else None
+        items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c, t,
+                          host, n.sync))
+    return items
+
+
+def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile) -> list[Item]:
+    nodes = trace.nodes
+    items: list[Item] = []
+    chain: list[OpNode] = []
+
+    def flush() -> None:
+        if not chain:
+            return
+        ids = {n.id for n in chain}
+        ext = 0.0
+        for n in chain:
+            for t in n.inputs:
+                if t.producer is None or t.producer[0] not in ids:
+                    ext += t.distinct_numel * t.itemsize
+        last = chain[-1]
+        merged = _merge([c for n in chain if (c := costs.eager[n.id]) is not None], ext,
+                        float(sum(t.nbytes for t in last.outputs)))
+        items.append(Item(last.id, "fused.pointwise" if len(chain) > 1 else last.op, last.module_path,
+                          last.module_type, phase_stage(last.stage, trace.phase), merged,
+                          kernel_time(merged, spec, profile), profile.host_op_s, False, len(chain)))
+        chain.clear()
+
+    for n in nodes:
+        c = costs.eager[n.id]
+        if n.group is not None and n.group in costs.fused:
+            continue  # inside a fused semantic group: the group's kernel stands for it
+        if n.members:
+            flush()
+            fc = costs.fused.get(n.id)
+            if fc is None:  # no fused rule (patch embedding): its members run as they are
+                for m in n.members:
+                    mc = costs.eager[m]
+                    if mc is not None and mc.kernels:
+                        mn = nodes[m]
+                        items.append(Item(m, mn.op, mn.module_path, mn.module_type,
+                                          phase_stage(mn.stage, trace.phase), mc, kernel_time(mc, spec, profile),
+                                          profile.host_op_s, False))
+                continue
+            items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
+                              kernel_time(fc, spec, profile), profile.host_op_s, False, len(n.members)))
+            continue
+        if c is None or c.kernels == 0 or c.kind in ("view", "alloc") and not c.bytes:
+            continue  # views and allocations: no kernel, no host work in a compiled engine
+        if c.kind in _FUSIBLE and n.op != ATTENTION:
+            if chain and chain[-1].module_path != n.module_path:
+                flush()
+            chain.append(n)
+            continue
+        flush()
+        items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c,
+                          kernel_time(c, spec, profile), profile.host_op_s, n.sync))
+    flush()
+    return items
+
+
+def plan(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile, execution: str) -> list[Item]:
+    if execution == "eager":
+        return plan_eager(trace, costs, spec, profile)
+    return plan_fused(trace, costs, spec, profile)
+
+
+def uses_graph(trace: Trace, execution: str) -> bool:
+    """The fused engine replays decode steps as CUDA graphs."""
+    return execution == "fused" and trace.phase == "decode"
+
+
+def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) -> tuple[Any, list[Item]]:
+    """Two-lane replay of the plan. A decode step ends with the generation loop's stop check (a host sync)."""
+    seq = [(it.host_s, it.device_s, it.sync) for it in items]
+    if trace.phase == "decode" and seq:
+        h, d, _ = seq[-1]
+        seq[-1] = (h, d, True)
+    if uses_graph(trace, execution):
+        return replay(seq, graph=True, graph_launch_s=profile.graph_launch_s,
+                      graph_kernel_s=profile.graph_kernel_s), items
+    return replay(seq), items
+
+
+def stage_predictions(items: list[Item], result: Any) -> dict[str, dict[str, Any]]:
+    """Device, host and wall time per stage.
+
+    Stages interleave in issue order (the text embedding runs before the vision tower), so wall time is
+    split by increments: each item is charged the time by which it pushes the phase's finish line
+    (max of its host issue and kernel end) past everything before it. Stage walls sum to the phase wall.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    frontier = 0.0
+    for i, it in enumerate(items):
+        s = out.setdefault(it.stage, {"device_s": 0.0, "host_s": 0.0, "wall_s": 0.0, "kernels": 0,
+                                      "bound_s": {"compute": 0.0, "memory": 0.0, "launch": 0.0}})
+        s["device_s"] += it.device_s
+        s["host_s"] += it.host_s
+        if it.time is not None and it.device_s > 0:
+            s["kernels"] += it.cost.kernels if it.cost else 1
+            b = it.time.bound if it.time.bound in s["bound_s"] else "launch"
+            s["bound_s"][b] += it.device_s
+        reach = max(result.end[i], result.issue[i])
+        if reach > frontier:
+            s["wall_s"] += reach - frontier
+            frontier = reach
+    if items and result.wall_s > frontier:
+        out[items[-1].stage]["wall_s"] += result.wall_s - frontier
+    for s in out.values():
+        s["bound"] = "host" if s["host_s"] > s["device_s"] else max(s["bound_s"], key=lambda k: s["bound_s"][k])
+    return out

@@ -1,0 +1,196 @@
+"""A whole request: vision + prefill + N decode steps, on one device, under one execution profile.
+
+Decode cost is affine in the KV length for every node (attention and the cache concatenation grow with it;
+everything else is fixed), so we trace a few KV lengths, fit each item's device time as a + b*L, and replay
+the fitted step at any L instead of tracing N steps.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from dsocr_trace.analyze import Analysis, load_model, trace_phase
+from dsocr_trace.costs import cost_trace
+from dsocr_trace.errors import UserError
+from dsocr_trace.hardware.profile import Profile
+from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.memory import kv_bytes_per_token, memory_plan
+from dsocr_trace.plan import EXECUTIONS, Item, plan, run_plan, stage_predictions
+from dsocr_trace.predict import replay
+from dsocr_trace.workload import Workload
+
+SECONDS_PER_DAY = 86_400
+
+
+def _agg_items(items: list[Item], key: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for it in items:
+        k = getattr(it, key) or ("Root" if key == "module_type" else "")
+        a = out.setdefault(k, {"device_s": 0.0, "host_s": 0.0, "kernels": 0,
+                               "bound_s": {"compute": 0.0, "memory": 0.0, "launch": 0.0}})
+        a["device_s"] += it.device_s
+        a["host_s"] += it.host_s
+        if it.time is not None and it.device_s > 0:
+            a["kernels"] += it.cost.kernels if it.cost else 1
+            b = it.time.bound if it.time.bound in a["bound_s"] else "launch"
+            a["bound_s"][b] += it.device_s
+    return dict(sorted(out.items()))
+
+
+def _modules_inclusive(items: list[Item]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for it in items:
+        path = it.module_path
+        while True:
+            a = out.setdefault(path, {"device_s": 0.0, "host_s": 0.0, "kernels": 0})
+            a["device_s"] += it.device_s
+            a["host_s"] += it.host_s
+            a["kernels"] += (it.cost.kernels if it.cost else 1) if it.device_s > 0 else 0
+            if path == "":
+                break
+            path = path.rsplit(".", 1)[0] if "." in path else ""
+    return dict(sorted(out.items()))
+
+
+def _node_rows(items: list[Item], result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for i, it in enumerate(items):
+        c, t = it.cost, it.time
+        rows.append({
+            "id": it.node, "op": it.op, "module_path": it.module_path, "module_type": it.module_type,
+            "stage": it.stage, "kind": c.kind if c else "uncosted", "fused_ops": it.fused_from,
+            "tc_flops": c.tc_flops if c else 0.0, "cc_flops": c.cc_flops if c else 0.0,
+            "bytes": c.bytes if c else 0.0, "device_s": it.device_s, "host_s": it.host_s,
+            "start_s": result.start[i], "end_s": result.end[i], "issue_s": result.issue[i],
+            "bound": t.bound if t else "uncosted", "efficiency": t.efficiency if t else 0.0,
+            "source": t.source if t else "", "sync": it.sync,
+        })
+    return rows
+
+
+class DecodeFit:
+    """Per-item device time a + b*L over KV length L, from steps traced at a few lengths."""
+
+    def __init__(self, kvs: list[int], plans: list[list[Item]], host: list[float], syncs: list[bool]) -> None:
+        ops = [tuple(it.op for it in p) for p in plans]
+        if len(set(ops)) != 1:
+            raise UserError("decode steps at different KV lengths traced different op sequences: cannot fit")
+        x = np.array(kvs, dtype=float)
+        y = np.array([[it.device_s for it in p] for p in plans])  # (n_kv, n_items)
+        design = np.stack([np.ones_like(x), x], axis=1)
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        self.a, self.b = coef[0], coef[1]
+        self.kvs = kvs
+        self.host = host
+        self.syncs = syncs
+
+    def device_times(self, kv: int) -> np.ndarray:
+        return np.maximum(self.a + self.b * kv, 0.0)
+
+    def step(self, kv: int, graph: bool, profile: Profile) -> Any:
+        dev = self.device_times(kv)
+        seq = [(h, float(d), s) for h, d, s in zip(self.host, dev, self.syncs, strict=True)]
+        if seq:
+            h, d, _ = seq[-1]
+            seq[-1] = (h, d, True)
+        if graph:
+            return replay(seq, graph=True, graph_launch_s=profile.graph_launch_s, graph_kernel_s=profile.graph_kernel_s)
+        return replay(seq)
+
+
+def fit_decode(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str,
+               kvs: list[int]) -> DecodeFit:
+    lm = load_model(analysis.model_id)
+    plans = []
+    for kv in kvs:
+        tr = trace_phase(lm, analysis.model_id, analysis.workload, "decode", kv_len=kv)
+        plans.append(plan(tr, cost_trace(tr, analysis.options), spec, profile, execution))
+    host = [it.host_s for it in plans[0]]
+    syncs = [it.sync for it in plans[0]]
+    return DecodeFit(kvs, plans, host, syncs)
+
+
+def fit_points(wl: Workload) -> list[int]:
+    """KV lengths (cached positions before the step) spanning the request's decode."""
+    first = wl.prefill_tokens
+    last = wl.prefill_tokens + wl.output_tokens - 1
+    mid = (first + last) // 2
+    return sorted({first, mid, last}) if last > first else [first, first + 64]
+
+
+def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
+                    weight_dtype: str = "bf16") -> dict[str, Any]:
+    if execution not in EXECUTIONS:
+        raise UserError(f"unknown execution {execution!r}: use eager or fused")
+    wl = analysis.workload
+    phases: dict[str, Any] = {}
+    stages: dict[str, Any] = {}
+    nodes: dict[str, Any] = {}
+    modules: dict[str, Any] = {}
+    types: dict[str, Any] = {}
+    for phase, tr in analysis.traces.items():
+        items = plan(tr, analysis.costs[phase], spec, profile, execution)
+        result, _ = run_plan(items, tr, execution, profile)
+        phases[phase] = result
+        stages.update(stage_predictions(items, result))
+        nodes[phase] = _node_rows(items, result)
+        modules[phase] = _modules_inclusive(items)
+        types[phase] = _agg_items(items, "module_type")
+    graph = execution == "fused"
+    fit = fit_decode(analysis, spec, profile, execution, fit_points(wl))
+    steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
+    # replay at a handful of KV lengths and integrate: wall is piecewise linear in L
+    probe = np.unique(np.linspace(steps[0], steps[-1], num=min(len(steps), 9)).astype(int))
+    walls = np.array([fit.step(int(kv), graph, profile).wall_s for kv in probe])
+    step_walls = np.interp(steps, probe, walls)
+    devs = np.array([float(fit.device_times(int(kv)).sum()) for kv in probe])
+    ttft = phases["prefill"].wall_s
+    decode_total = float(step_walls.sum())
+    e2e = ttft + decode_total
+    tc = analysis.traces["decode"].meta
+    lm = load_model(analysis.model_id)
+    tcfg = lm.model.model.config.text_config
+    kv_tok = kv_bytes_per_token(tcfg.num_hidden_layers, tcfg.num_key_value_heads, tcfg.head_dim)
+    logits = next((t.nbytes for n in reversed(analysis.traces["prefill"].nodes) for t in n.outputs
+                   if t.dtype == "float32" and len(t.shape) == 3), 0)
+    mem = memory_plan(analysis.traces["prefill"], analysis.params, wl.batch, wl.prefill_tokens + wl.output_tokens,
+                      weight_dtype, kv_tok, spec.mem_bytes, logits)
+    request = {
+        "batch": wl.batch,
+        "output_tokens": wl.output_tokens,
+        "ttft_s": ttft,
+        "tpot_mean_s": float(step_walls.mean()),
+        "tpot_first_s": float(step_walls[0]),
+        "tpot_last_s": float(step_walls[-1]),
+        "decode_device_mean_s": float(np.interp(steps, probe, devs).mean()),
+        "decode_s": decode_total,
+        "e2e_s": e2e,
+        "tokens_per_s": wl.batch * wl.output_tokens / e2e,
+        "pages_per_s": wl.batch / e2e,
+        "pages_per_gpu_day": wl.batch / e2e * SECONDS_PER_DAY,
+    }
+    bounds = Counter(r["bound"] for r in nodes["decode"])
+    return {
+        "device": {"key": spec.key, "name": spec.name, "tc_flops": spec.tc_flops, "cc_flops": spec.cc_flops,
+                   "mem_bw": spec.mem_bw, "mem_bytes": spec.mem_bytes, "sm_count": spec.sm_count},
+        "profile": {"source": profile.source, "launch_s": profile.launch_s, "host_op_s": profile.host_op_s,
+                    "host_module_s": profile.host_module_s, "graph_kernel_s": profile.graph_kernel_s},
+        "execution": execution,
+        "weight_dtype": weight_dtype,
+        "stages": stages,
+        "phases": {ph: {"wall_s": r.wall_s, "device_s": r.device_busy_s, "host_s": r.host_s,
+                        "host_wait_s": r.host_wait_s, "device_idle_s": r.device_idle_s}
+                   for ph, r in phases.items()},
+        "modules": modules,
+        "module_types": types,
+        "nodes": nodes,
+        "decode_fit": {"kv_points": fit.kvs, "step_device_s_at": {str(int(k)): float(d) for k, d in zip(probe, devs, strict=True)},
+                       "step_wall_s_at": {str(int(k)): float(w) for k, w in zip(probe, walls, strict=True)},
+                       "traced_kv_len": tc.get("kv_len")},
+        "decode_bounds": dict(sorted(bounds.items())),
+        "memory": mem,
+        "request": request,
+    }
