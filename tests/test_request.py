@@ -1,0 +1,81 @@
+"""Memory formulas, activation liveness on a toy model, and the affine decode fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dsocr_trace.analyze import Analysis, load_model, trace_phase
+from dsocr_trace.costs import cost_trace
+from dsocr_trace.hardware.profile import default_profile
+from dsocr_trace.hardware.spec import load_device
+from dsocr_trace.memory import activation_peak, kv_bytes_per_token, weight_bytes
+from dsocr_trace.models.source import DEFAULT_MODEL
+from dsocr_trace.plan import plan
+from dsocr_trace.request import fit_decode, predict_request
+from dsocr_trace.trace.recorder import recording, to_trace
+
+
+def test_kv_bytes_per_token() -> None:
+    assert kv_bytes_per_token(12, 10, 128) == 61_440  # DeepSeek-OCR, bf16
+    assert kv_bytes_per_token(12, 10, 128, 1) == 30_720
+
+
+def test_weight_bytes_by_dtype(base_analysis: Analysis) -> None:
+    comps = base_analysis.params["components"]
+    bf16 = weight_bytes(comps, "bf16")
+    assert sum(bf16.values()) == 2 * 3_336_106_240 == 6_672_212_480  # the safetensors index total
+    fp8 = weight_bytes(comps, "fp8")
+    lm = comps["decoder"] + comps["lm_head"] + comps["embedding"]
+    assert sum(fp8.values()) == lm + 2 * (3_336_106_240 - lm)  # vision stays bf16
+
+
+class _Toy(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = x * 2.0  # 4 KiB (fp32 32x32)
+        b = a + 1.0  # 4 KiB; a still live (used below)
+        c = a * b  # 4 KiB; a, b die here
+        d = c.view(-1)  # a view: no new memory
+        return d.sum()
+
+
+def test_activation_peak_toy() -> None:
+    toy = _Toy()
+    x = torch.empty(32, 32, device="meta")
+    with recording(toy, "prefill", lambda p, ph: "decoder") as rec:
+        toy(x)
+    tr = to_trace(rec, "dispatch", {})
+    peak, _ = activation_peak(tr)
+    # by hand (4096 B each): op0 x, a live (x dies: last use); op1 a, b; op2 a, b, c -> peak 3 x 4096;
+    # op3 the view adds nothing; op4 c (kept alive through its view) and the sum's scalar output
+    assert peak == 3 * 4096
+
+
+def test_decode_fit_reproduces_traced_steps(base_analysis: Analysis) -> None:
+    spec = load_device("h100")
+    prof = default_profile(spec)
+    fit = fit_decode(base_analysis, spec, prof, "eager", [300, 2000, 6000])
+    lm = load_model(DEFAULT_MODEL)
+    for kv in (1000, 4000):  # not fitted on
+        tr = trace_phase(lm, DEFAULT_MODEL, base_analysis.workload, "decode", kv_len=kv)
+        direct = plan(tr, cost_trace(tr), spec, prof, "eager")
+        d_direct = sum(it.device_s for it in direct)
+        d_fit = float(fit.device_times(kv).sum())
+        assert d_fit == pytest.approx(d_direct, rel=0.02)
+
+
+def test_request_metrics_consistent(base_analysis: Analysis) -> None:
+    spec = load_device("h100")
+    p = predict_request(base_analysis, spec, default_profile(spec), "eager")
+    r = p["request"]
+    assert r["e2e_s"] == pytest.approx(r["ttft_s"] + r["decode_s"])
+    assert r["tokens_per_s"] == pytest.approx(r["output_tokens"] / r["e2e_s"])
+    assert r["pages_per_gpu_day"] == pytest.approx(86_400 / r["e2e_s"])
+    st = p["stages"]
+    assert sum(s["wall_s"] for k, s in st.items() if k != "decode.step") == pytest.approx(p["phases"]["prefill"]["wall_s"])
+    # eager decode is host-bound: wall far above summed kernel time
+    assert st["decode.step"]["wall_s"] > 3 * st["decode.step"]["device_s"]
+    fused = predict_request(base_analysis, spec, default_profile(spec), "fused")
+    assert fused["stages"]["decode.step"]["wall_s"] < st["decode.step"]["wall_s"]
+    assert p["memory"]["fits"] and p["memory"]["kv_bytes_per_token"] == 61_440
