@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from dsocr_trace.costs import DEFAULT_OPTIONS, CostOptions, NodeCosts, cost_trace
 from dsocr_trace.errors import UserError
@@ -41,6 +41,8 @@ class LoadedModel:
     notes: list[str]
     image_token_id: int
     stage_fn: Any
+    generic: bool = False
+    text_config: Any = None
 
 
 def load_model(model_id: str) -> LoadedModel:
@@ -53,6 +55,8 @@ def load_model(model_id: str) -> LoadedModel:
     from dsocr_trace.trace.ir import stage_of
 
     cfg, source = load_config(model_id)
+    if not _is_deepseek_ocr(cfg):
+        return _load_generic(model_id, cfg, source)
     check_supported(cfg)
     model = build(cfg)
     omitted = {"vision_clip": ("CLIP patch-embedding conv (unused: SAM features are CLIP's patch embeddings)",
@@ -66,7 +70,30 @@ def load_model(model_id: str) -> LoadedModel:
     ]
     loaded = LoadedModel(model=model, cfg=cfg, source=source, architecture="DeepseekOCRForCausalLM",
                          params=count_params(model, omitted), notes=notes, image_token_id=IMAGE_TOKEN_ID,
-                         stage_fn=stage_of)
+                         stage_fn=stage_of, text_config=model.model.config.text_config)
+    _MODELS[model_id] = loaded
+    return loaded
+
+
+def _is_deepseek_ocr(cfg: dict[str, Any]) -> bool:
+    archs = cfg.get("architectures") or []
+    return "DeepseekOCRForCausalLM" in archs or cfg.get("model_type") in ("deepseek_vl_v2", "DeepseekOCR")
+
+
+def _load_generic(model_id: str, cfg: dict[str, Any], source: str) -> LoadedModel:
+    from dsocr_trace.models.generic import build_generic, generic_stage, image_token_id
+    from dsocr_trace.models.params import count_params
+
+    model, conf, arch = build_generic(cfg)
+    tok = image_token_id(conf)
+    notes = [f"Built generically from transformers' {arch} (model_type {cfg.get('model_type')!r}) on meta.",
+             "Stages are assigned from module names (vision tower, projector, language model, lm_head).",
+             "Gundam tiles and DeepSeek token arithmetic do not apply: the image-token count is the model's own, "
+             "measured by running its get_image_features on meta pixels." if tok is not None else
+             "No image token in the config: traced as a text-only model (vision stages empty)."]
+    loaded = LoadedModel(model=model, cfg=cfg, source=source, architecture=arch, params=count_params(model),
+                         notes=notes, image_token_id=tok if tok is not None else -1, stage_fn=generic_stage,
+                         generic=True, text_config=conf.get_text_config())
     _MODELS[model_id] = loaded
     return loaded
 
@@ -88,10 +115,14 @@ def trace_phase(lm: LoadedModel, model_id: str, wl: Workload, phase: str, tracer
         from dsocr_trace.trace.export import trace_prefill_export
 
         tr = trace_prefill_export(lm.model, wl, lm.stage_fn, lm.image_token_id)
+    elif phase == "prefill" and lm.generic:
+        from dsocr_trace.trace.capture import trace_prefill_generic
+
+        tr = trace_prefill_generic(lm, wl)
     elif phase == "prefill":
         tr = trace_prefill(lm.model, wl, lm.stage_fn, lm.image_token_id)
     else:
-        tr = trace_decode(lm.model, wl, lm.stage_fn, key[-1])
+        tr = trace_decode(lm.model, wl, lm.stage_fn, key[-1], lm.text_config)
     _TRACES[key] = tr
     return tr
 
@@ -101,6 +132,15 @@ def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
     if tracer not in ("dispatch", "export"):
         raise UserError(f"unknown tracer {tracer!r}: use dispatch or export")
     lm = load_model(model_id)
+    if lm.generic:
+        if wl.crops:
+            raise UserError(f"Gundam tiles are DeepSeek-OCR's: {lm.architecture} is traced with its global view only "
+                            "(use another mode or drop --crops/--image-size)")
+        if tracer == "export":
+            raise UserError("--tracer export is implemented for DeepSeek-OCR only: use --tracer dispatch")
+        from dsocr_trace.trace.capture import generic_vision_tokens
+
+        wl = evolve(wl, vision_tokens_override=generic_vision_tokens(lm, wl))
     traces = {
         "prefill": trace_phase(lm, model_id, wl, "prefill", tracer),
         "decode": trace_phase(lm, model_id, wl, "decode", "dispatch", wl.decode_kv_len - 1),

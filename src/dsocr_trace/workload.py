@@ -37,6 +37,7 @@ class Workload:
     output_tokens: int = 500
     batch: int = 1
     kv_len: int | None = None  # KV length seen by the traced decode step; default: the prefill length
+    vision_tokens_override: int | None = None  # another model's own count (measured on its meta forward)
 
     @property
     def base_size(self) -> int:
@@ -52,6 +53,8 @@ class Workload:
 
     @property
     def vision_tokens(self) -> int:
+        if self.vision_tokens_override is not None:
+            return self.vision_tokens_override
         if self.mode == "gundam":
             q = self.base_size // 64
             tokens = q * (q + 1) + 1

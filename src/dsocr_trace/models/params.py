@@ -22,7 +22,17 @@ def component_of(name: str) -> str:
     for comp, prefixes in COMPONENTS:
         if name.startswith(prefixes):
             return comp
-    return "other"
+    return generic_component(name)
+
+
+def generic_component(name: str) -> str:
+    """Component of a parameter in any VLM layout, from the stage its module belongs to."""
+    from dsocr_trace.models.generic import generic_stage
+
+    if "embed_tokens" in name:
+        return "embedding"
+    stage = generic_stage(name.rsplit(".", 1)[0], "prefill")
+    return {"vision.sam": "vision_sam", "vision.clip": "vision_clip"}.get(stage, stage)
 
 
 def count_params(model: nn.Module, omitted: dict[str, tuple[str, int]] | None = None) -> dict[str, Any]:

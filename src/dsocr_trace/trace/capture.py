@@ -8,7 +8,6 @@ transformers does it, so its copy is in the trace.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -49,13 +48,14 @@ def prefill_inputs(wl: Workload, image_token_id: int, device: torch.device = MET
 
 
 def filled_cache(model: nn.Module, batch: int, kv_len: int, device: torch.device = META,
-                 dtype: torch.dtype = torch.bfloat16) -> Any:
+                 dtype: torch.dtype = torch.bfloat16, text_config: Any = None) -> Any:
     """A DynamicCache holding kv_len positions in every layer (built outside any recording)."""
     from transformers import DynamicCache
 
-    tc = model.model.config.text_config  # type: ignore[union-attr]
+    tc = text_config if text_config is not None else model.model.config.text_config  # type: ignore[union-attr]
     cache = DynamicCache(config=tc)
-    heads, head_dim = tc.num_key_value_heads, tc.head_dim
+    heads = tc.num_key_value_heads
+    head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
     for layer in range(tc.num_hidden_layers):
         k = torch.empty(batch, heads, kv_len, head_dim, dtype=dtype, device=device)
         v = torch.empty(batch, heads, kv_len, head_dim, dtype=dtype, device=device)
@@ -71,15 +71,40 @@ def trace_prefill(model: nn.Module, wl: Workload, stage_fn: StageFn, image_token
                                       "kv_len": wl.prefill_tokens})
 
 
-def trace_decode(model: nn.Module, wl: Workload, stage_fn: StageFn, kv_len: int) -> Trace:
+def trace_decode(model: nn.Module, wl: Workload, stage_fn: StageFn, kv_len: int, text_config: Any = None) -> Trace:
     """One decode step whose attention sees kv_len cached positions plus the new token."""
-    cache = filled_cache(model, wl.batch, kv_len)
+    cache = filled_cache(model, wl.batch, kv_len, text_config=text_config)
     ids = torch.empty(wl.batch, 1, dtype=torch.long, device=META)
     with torch.no_grad(), recording(model, "decode", stage_fn) as rec:
         model(input_ids=ids, cache=cache, use_cache=True)
     return to_trace(rec, "dispatch", {"phase": "decode", "batch": wl.batch, "tokens": 1, "kv_len": kv_len + 1})
 
 
-def meta_environment() -> None:
-    """Settings that let transformers run on meta tensors (no values): skip torch._check value checks."""
-    os.environ.setdefault("TRANSFORMERS_DISABLE_TORCH_CHECK", "1")
+def _generic_pixels(lm: Any, wl: Workload) -> torch.Tensor | None:
+    from dsocr_trace.models.generic import vision_side
+
+    if lm.image_token_id < 0:
+        return None
+    side = vision_side(lm.model.config, wl.base_size)
+    return torch.empty(wl.batch, 3, side, side, dtype=torch.bfloat16, device=META)
+
+
+def generic_vision_tokens(lm: Any, wl: Workload) -> int:
+    """Image tokens per sequence the model itself produces for this view (0 for a text-only model)."""
+    from dsocr_trace.models.generic import count_image_tokens
+
+    px = _generic_pixels(lm, wl)
+    if px is None:
+        return 0
+    return count_image_tokens(lm.model, px, {}) // wl.batch
+
+
+def trace_prefill_generic(lm: Any, wl: Workload) -> Trace:
+    b, s = wl.batch, wl.prefill_tokens
+    inputs: dict[str, Any] = {"input_ids": torch.empty(b, s, dtype=torch.long, device=META)}
+    px = _generic_pixels(lm, wl)
+    if px is not None:
+        inputs["pixel_values"] = px
+    with torch.no_grad(), recording(lm.model, "prefill", lm.stage_fn) as rec:
+        lm.model(**inputs, use_cache=True)
+    return to_trace(rec, "dispatch", {"phase": "prefill", "batch": b, "tokens": s, "kv_len": s})

@@ -749,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = torch.device(args.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", 0)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available: pass --device cpu for a smoke run", file=sys.stderr)
         return 2
