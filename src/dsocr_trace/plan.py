@@ -23,8 +23,9 @@ from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.predict import KernelTime, kernel_time, replay
 from dsocr_trace.report.aggregate import phase_stage
 from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace
+from dsocr_trace.trace.opkey import op_key
 
-EXECUTIONS = ("eager", "fused")
+EXECUTIONS = ("eager", "fused", "graph")  # graph: eager's kernels, decode replayed as one CUDA graph
 _FUSIBLE = ("elementwise", "copy")
 
 
@@ -55,20 +56,43 @@ def _merge(costs: Sequence[Cost], external_read: float, final_write: float) -> C
                        "fused_ops": len(costs)})
 
 
-def _host_per_op(trace: Trace, profile: Profile) -> float:
-    """Host cost per dispatched op: aten dispatch + launch, plus the nn.Module call overhead spread over the ops."""
-    n_ops = max(1, sum(1 for n in trace.nodes if not n.members))
-    calls = sum(trace.module_calls.values())
-    return profile.host_op_s + profile.host_module_s * calls / n_ops
+def host_calls(trace: Trace, costs: NodeCosts) -> dict[int, bool]:
+    """First node of each Python-level torch call -> whether that call launches a kernel.
+
+    Eager host time is paid per Python call (argument parsing, dispatch, the model's own Python around it),
+    so it is charged once per call, on the call's first aten op."""
+    first: dict[int, int] = {}
+    launches: dict[int, bool] = {}
+    for n, c in zip(trace.nodes, costs.eager, strict=True):
+        if n.members:
+            continue
+        key = n.pycall if n.pycall >= 0 else -1 - n.id  # ops outside any traced call stand alone
+        first.setdefault(key, n.id)
+        launches[key] = launches.get(key, False) or (c is not None and c.kernels > 0)
+    return {first[k]: launches[k] for k in first}
+
+
+def host_counts(trace: Trace, costs: NodeCosts) -> tuple[int, int, int]:
+    """(Python calls that launch kernels, calls that launch none, module calls): what eager host time is made of."""
+    calls = host_calls(trace, costs)
+    kernel_calls = sum(1 for v in calls.values() if v)
+    return kernel_calls, len(calls) - kernel_calls, sum(trace.module_calls.values())
 
 
 def plan_eager(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile) -> list[Item]:
-    host = _host_per_op(trace, profile)
+    """Host time per Python-level call: host_op_s for a call that launches kernels, host_view_s for one that
+    launches none, plus the nn.Module call overhead spread evenly over the calls."""
+    first = host_calls(trace, costs)
+    spread = profile.host_module_s * sum(trace.module_calls.values()) / max(1, len(first))
+    view_host = profile.host_op_s if profile.host_view_s is None else profile.host_view_s
     items: list[Item] = []
     for n, c in zip(trace.nodes, costs.eager, strict=True):
         if n.members:
             continue
-        t = kernel_time(c, spec, profile) if c is not None else None
+        t = kernel_time(c, spec, profile, op_key(n)) if c is not None else None
+        host = 0.0
+        if n.id in first:
+            host = (profile.host_op_s if first[n.id] else view_host) + spread
         items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c, t,
                           host, n.sync))
     return items
@@ -109,7 +133,8 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
                     if mc is not None and mc.kernels:
                         mn = nodes[m]
                         items.append(Item(m, mn.op, mn.module_path, mn.module_type,
-                                          phase_stage(mn.stage, trace.phase), mc, kernel_time(mc, spec, profile),
+                                          phase_stage(mn.stage, trace.phase), mc,
+                                          kernel_time(mc, spec, profile, op_key(mn)),
                                           profile.host_op_s, False))
                 continue
             items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
@@ -124,20 +149,20 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
             continue
         flush()
         items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c,
-                          kernel_time(c, spec, profile), profile.host_op_s, n.sync))
+                          kernel_time(c, spec, profile, op_key(n)), profile.host_op_s, n.sync))
     flush()
     return items
 
 
 def plan(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile, execution: str) -> list[Item]:
-    if execution == "eager":
+    if execution in ("eager", "graph"):
         return plan_eager(trace, costs, spec, profile)
     return plan_fused(trace, costs, spec, profile)
 
 
 def uses_graph(trace: Trace, execution: str) -> bool:
     """The fused engine replays decode steps as CUDA graphs."""
-    return execution == "fused" and trace.phase == "decode"
+    return execution in ("fused", "graph") and trace.phase == "decode"
 
 
 def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) -> tuple[Any, list[Item]]:

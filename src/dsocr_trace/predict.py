@@ -113,8 +113,36 @@ def _measured_gemm_s(cost: Cost, profile: Profile) -> float | None:
     return g.seconds * cost.tc_flops / (2.0 * g.m * g.n * g.k)
 
 
-def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile) -> KernelTime:
-    """Device time of one op: roofline over efficiency-scaled peaks, with a per-kernel launch floor."""
+def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, op_key: str | None = None) -> KernelTime:
+    """Device time of one op: measured (operator benchmark of this exact op) when the profile has it, else a
+    roofline over efficiency-scaled peaks with a per-kernel launch floor.
+
+    A measured time taken on another GPU moves to this one by the ratio of the modelled times on the two.
+    """
+    if op_key is not None and op_key in profile.op_table:
+        return _measured_op(cost, spec, profile, profile.op_table[op_key])
+    return _modelled(cost, spec, profile)
+
+
+def _measured_op(cost: Cost, spec: DeviceSpec, profile: Profile, seconds: float) -> KernelTime:
+    here = _modelled(cost, spec, profile)
+    if profile.device and profile.device != spec.key:
+        from dsocr_trace.hardware.spec import load_device
+
+        there = _modelled(cost, load_device(profile.device), profile)
+        if there.device_s > 0:
+            seconds *= here.device_s / there.device_s
+    if here.compute_s <= 0 and here.memory_s <= 0 or seconds <= profile.launch_s * cost.kernels * 1.5:
+        bound, eff = "launch", 0.0
+    elif here.compute_s >= here.memory_s:
+        peak = _tc_peak(cost, spec, profile) if cost.tc_flops > 0 else profile.cc_flops
+        bound, eff = "compute", (cost.tc_flops or cost.cc_flops) / (peak * seconds)
+    else:
+        bound, eff = "memory", cost.bytes / (profile.mem_bw * seconds)
+    return KernelTime(seconds, here.compute_s, here.memory_s, here.launch_s, bound, min(eff, 1.0), "measured-op")
+
+
+def _modelled(cost: Cost, spec: DeviceSpec, profile: Profile) -> KernelTime:
     source = "calibrated" if profile.calibrated else "spec-default"
     if cost.kind in ("view", "sync") or cost.kernels <= 0:
         # views alias, and a sync stalls the host (replay's job), not the device

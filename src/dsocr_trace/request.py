@@ -124,7 +124,7 @@ def fit_points(wl: Workload) -> list[int]:
 def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
                     weight_dtype: str = "bf16") -> dict[str, Any]:
     if execution not in EXECUTIONS:
-        raise UserError(f"unknown execution {execution!r}: use eager or fused")
+        raise UserError(f"unknown execution {execution!r}: use eager, fused or graph")
     wl = analysis.workload
     phases: dict[str, Any] = {}
     stages: dict[str, Any] = {}
@@ -139,7 +139,7 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
         nodes[phase] = _node_rows(items, result)
         modules[phase] = _modules_inclusive(items)
         types[phase] = _agg_items(items, "module_type")
-    graph = execution == "fused"
+    graph = execution in ("fused", "graph")
     fit = fit_decode(analysis, spec, profile, execution, fit_points(wl))
     steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
     # replay at a handful of KV lengths and integrate: wall is piecewise linear in L

@@ -47,8 +47,15 @@ def cost_trace(trace: Trace, opts: CostOptions = DEFAULT_OPTIONS) -> NodeCosts:
             if c is not None:
                 fused[n.id] = c
             continue
+        if n.attrs.get("on_cpu"):
+            eager.append(Cost(kind="view", kernels=0, shape={"on_cpu": True}))  # host work, no GPU kernel
+            continue
         c = cost_of(n, opts)
         if c is None:
             uncosted[n.op] = uncosted.get(n.op, 0) + 1
+        elif n.attrs.get("h2d_bytes"):
+            # a pageable host-to-device copy of the CPU operand precedes the kernel
+            c = Cost(tc_flops=c.tc_flops, cc_flops=c.cc_flops, bytes_read=c.bytes_read, bytes_written=c.bytes_written,
+                     kind=c.kind, kernels=c.kernels + 1, shape=c.shape | {"h2d_bytes": n.attrs["h2d_bytes"]})
         eager.append(c)
     return NodeCosts(eager=eager, fused=fused, uncosted=dict(sorted(uncosted.items())))

@@ -11,6 +11,8 @@ cc_flops, mem_bw), which are the datasheet peaks in a spec-default profile.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,10 @@ class Profile:
     graph_launch_s: float = DEFAULT_GRAPH_LAUNCH_S
     strided_penalty: float = DEFAULT_STRIDED_PENALTY
     gemm_table: tuple[GemmEntry, ...] = ()
+    # measured seconds per traced op key (dsocr_trace.trace.opkey) from operator benchmarks on `device`
+    op_table: dict[str, float] = field(factory=dict)
+    # host time of an op that launches no kernel (view, allocation); None: the same as host_op_s
+    host_view_s: float | None = None
     device: str | None = None  # catalog key of the device it was made for
     gpu: str | None = None  # what the calibration run saw: torch.cuda.get_device_name() etc.
     driver: str | None = None
@@ -174,6 +180,8 @@ class Profile:
             "curves": {k: {"compute": c.compute.to_list(), "memory": c.memory.to_list()}
                        for k, c in sorted(self.curves.items())},
             "gemm_table": [{"m": g.m, "n": g.n, "k": g.k, "seconds": g.seconds} for g in self.gemm_table],
+            "op_table": dict(sorted(self.op_table.items())),
+            "host_view_s": self.host_view_s,
         }
 
 
@@ -295,10 +303,18 @@ def profile_from_dict(data: Mapping[str, Any], where: str) -> Profile:
         table = []
     if not isinstance(table, list):
         raise _fail(where, "gemm_table", "must be a list", "give a list of {m, n, k, seconds} or []")
+    ops = data.get("op_table") or {}
+    if not isinstance(ops, dict):
+        raise _fail(where, "op_table", "must be a mapping", "give {op key: seconds} or {}")
+    for k, v in ops.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
+            raise _fail(where, f"op_table.{k}", f"is {v!r}", "give a positive number of seconds")
     return Profile(
         source=source,
         curves=curves,
         gemm_table=tuple(_gemm_entry(g, where, i) for i, g in enumerate(table)),
+        op_table={str(k): float(v) for k, v in ops.items()},
+        host_view_s=_optional_seconds(data, "host_view_s", where),
         tc_flops=nums["tc_flops"],
         cc_flops=nums["cc_flops"],
         mem_bw=nums["mem_bw"],
@@ -315,6 +331,15 @@ def profile_from_dict(data: Mapping[str, Any], where: str) -> Profile:
         cuda=meta["cuda"],
         date=meta["date"],
     )
+
+
+def _optional_seconds(data: Mapping[str, Any], name: str, where: str) -> float | None:
+    v = data.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
+        raise _fail(where, name, f"is {v!r}", "give seconds >= 0, or null")
+    return float(v)
 
 
 def load_profile(path: str | Path) -> Profile:

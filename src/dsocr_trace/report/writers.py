@@ -338,22 +338,24 @@ def _bound_table(report: Mapping[str, Any]) -> list[str]:
 def _memory_table(mem: Mapping[str, Any]) -> list[str]:
     rows: list[list[Any]] = []
     for k, v in mem.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict):  # a breakdown in bytes (weights_by_component)
             for ck, cv in v.items():
                 rows.append([f"{k}.{ck}", si(cv, "B"), f"{_num(cv):,.0f}"])
         elif isinstance(v, bool):
             rows.append([k, "yes" if v else "NO", ""])
-        elif isinstance(v, int | float):
+        elif isinstance(v, int | float) and k.endswith("_bytes"):
             rows.append([k, si(v, "B"), f"{_num(v):,.0f}"])
         else:
-            rows.append([k, str(v), ""])
-    return _md_table(["memory", "size", "bytes"], rows, "lrr")
+            rows.append([k, f"{v:,}" if isinstance(v, int) else str(v), ""])
+    return _md_table(["memory", "value", "bytes"], rows, "lrr")
 
 
 def _request_table(req: Mapping[str, Any]) -> list[str]:
     rows: list[list[Any]] = []
     for k, v in req.items():
-        if k.endswith("_s") and isinstance(v, int | float):
+        if k.endswith("per_s") and isinstance(v, int | float):  # a rate: tokens_per_s, pages_per_s
+            rows.append([k[:-6] + " [1/s]", f"{v:,.3f}"])
+        elif k.endswith("_s") and isinstance(v, int | float):
             rows.append([k[:-2] + " [ms]", ms(v)])
         elif isinstance(v, float):
             rows.append([k, f"{v:,.3f}"])
@@ -421,6 +423,14 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
         L += ["", "compute: the kernel's FLOPs at the achieved FLOP rate dominate; memory: its bytes at the "
               "achieved bandwidth; launch: the per-kernel floor. A stage is `host` bound when Python dispatch "
               "takes longer than its kernels.", ""]
+    phases = preds.get("phases") or {}
+    if phases:
+        L += ["## Phases (predicted)", ""]
+        keys = sorted({k for v in phases.values() if isinstance(v, dict) for k in v})
+        L += _md_table(["phase", *(k[:-2] + " ms" if k.endswith("_s") else k for k in keys)],
+                       [[ph, *(ms(v.get(k)) if k.endswith("_s") else v.get(k, "") for k in keys)]
+                        for ph, v in phases.items() if isinstance(v, dict)])
+        L += ["", "prefill is one forward over the page; decode is one step at the traced KV length.", ""]
     if preds.get("request"):
         L += ["## Request", ""]
         L += _request_table(preds["request"])
@@ -530,12 +540,23 @@ def _exclusive(mods: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, flo
     return excl
 
 
+def _shapes(v: Any) -> list[list[int]]:
+    """Shapes as lists, from [[1, 10], [3]] or the CSV form '1x10;3' / '1x10; 3'."""
+    if isinstance(v, str):
+        out: list[list[int]] = []
+        for part in v.split(";"):
+            part = part.strip()
+            if part in ("", "()"):
+                out.append([])
+                continue
+            out.append([int(x) for x in part.split("x") if x.strip().lstrip("-").isdigit()])
+        return out
+    return [list(s) for s in v or [] if isinstance(s, list | tuple)]
+
+
 def _io_last_dims(n: Mapping[str, Any]) -> tuple[int, ...]:
-    dims = []
-    for s in list(n.get("input_shapes") or []) + list(n.get("output_shapes") or []):
-        if isinstance(s, list | tuple) and len(s) >= 2:
-            dims.append(int(s[-1]))
-    return tuple(dims)
+    """Last dimension of every input and output of rank >= 2 (empty placeholders such as cat's (0,) skipped)."""
+    return tuple(int(s[-1]) for s in _shapes(n.get("input_shapes")) + _shapes(n.get("output_shapes")) if len(s) >= 2)
 
 
 def family_totals(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None = None
@@ -580,6 +601,8 @@ def family_totals(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] 
 
 def _model_dims(report: Mapping[str, Any]) -> dict[str, Any]:
     """Hyperparameters from the model's config (package data or the path in the report); {} if unreadable."""
+    if (report.get("model") or {}).get("architecture", "DeepseekOCRForCausalLM") != "DeepseekOCRForCausalLM":
+        return {}  # the worked examples know DeepSeek-OCR v1's layout only
     try:
         from dsocr_trace.models.deepseek_ocr import text_config, vision_config
         from dsocr_trace.models.source import load_config
@@ -588,7 +611,7 @@ def _model_dims(report: Mapping[str, Any]) -> dict[str, Any]:
         t, v = text_config(cfg), vision_config(cfg)
     except Exception:
         return {}
-    sam, clip = v.get("sam_config") or {}, v.get("vision_config") or v.get("clip_config") or {}
+    sam, clip = v.get("sam_config") or {}, v.get("encoder_config") or {}
     width = (cfg.get("vision_config") or {}).get("width") or {}
     sam_raw, clip_raw = width.get("sam_vit_b", {}), width.get("clip-l-14-224", {})
     h_sam = int(sam.get("num_attention_heads", sam_raw.get("heads", 12)))
@@ -895,8 +918,10 @@ def _top_nodes(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | N
             picked.append(n)
     if picked:
         by_time = any("device_s" in n for n in picked)
-        key = (lambda n: -_num(n.get("device_s"))) if by_time else (
-            lambda n: -(_num(n.get("tc_flops")) + _num(n.get("cc_flops"))))
+        def key(n: Mapping[str, Any]) -> tuple[float, float]:
+            fl = _num(n.get("tc_flops")) + _num(n.get("cc_flops"))
+            return (-_num(n.get("device_s")), -fl) if by_time else (-fl, -_node_bytes(n))
+
         picked.sort(key=key)
         headers = ["phase", "id", "op", "module", "FLOP", "bytes"] + (["device ms", "bound"] if by_time else [])
         out = []
@@ -906,7 +931,8 @@ def _top_nodes(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | N
             if by_time:
                 r += [ms(n.get("device_s")), n.get("bound", "")]
             out.append(r)
-        return ("by predicted device time" if by_time else "by FLOPs"), _md_table(headers, out)
+        return ("by predicted device time" if by_time else "by FLOPs, then bytes"), _md_table(
+            headers, out, "lrll" + "r" * (len(headers) - 4))
     # no node data: the heaviest leaf modules of the family
     cand = []
     for ph, mm in mods.items():
@@ -919,12 +945,12 @@ def _top_nodes(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | N
     out = [[ph, f"`{p}`", t, si(e["tc_flops"] + e["cc_flops"], "FLOP"), si(e["bytes_read"] + e["bytes_written"], "B"),
             int(e["kernels"])] for ph, p, t, e in cand[:limit]]
     return "modules by FLOPs (no node data in this report)", _md_table(
-        ["phase", "module (own ops)", "class", "FLOP", "bytes", "kernels"], out)
+        ["phase", "module (own ops)", "class", "FLOP", "bytes", "kernels"], out, "lllrrr")
 
 
 def _module_classes(report: Mapping[str, Any], fam: str) -> list[str]:
     seen: dict[str, None] = {}
-    for ph, mm in (report.get("modules") or {}).items():
+    for mm in (report.get("modules") or {}).values():
         tmap = {p: str(m.get("module_type") or "") for p, m in mm.items()}
         for p, t in tmap.items():
             if t and _family_of(p, _chain(p, tmap)) == fam:
@@ -954,7 +980,7 @@ def layer_doc(report: Mapping[str, Any], fam: str, ft: Mapping[str, Any], dims: 
         L += ["", "(No per-node data in this report: the cache concatenations are counted under "
               "[decoder attention](decoder_attention.md).)"]
     how, table = _top_nodes(report, nodes, fam)
-    L += ["", f"## Top nodes ({how})", ""] + table
+    L += ["", f"## Top nodes ({how})", "", *table]
     return "\n".join(L) + "\n"
 
 

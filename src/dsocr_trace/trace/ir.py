@@ -105,6 +105,12 @@ class OpNode:
     group: int | None = None  # id of the semantic node this op belongs to
     members: list[int] = field(factory=list)  # for semantic group nodes: the ops inside
     sync: bool = False  # the host blocks here until the GPU has caught up (.item(), .cpu(), ...)
+    # the call's arguments with tensors replaced by {"t": i} (i indexes `inputs`): enough to replay the op on a
+    # GPU with random data of the same shapes (operator benchmarks); JSON-able
+    call: Any = None
+    # which Python-level torch call (as a TorchFunctionMode sees it) dispatched this op; -1 if none. Eager host
+    # time is paid per Python call, not per aten op (F.linear issues t + addmm under one call)
+    pycall: int = -1
 
 
 @define

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakIdKeyDictionary
 
 from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, PATCH_EMBED, RMS_NORM, OpNode, TensorRef, Trace
@@ -50,6 +50,28 @@ def semantic_kind(module: nn.Module) -> str | None:
 
 def _dtype_name(dt: torch.dtype) -> str:
     return str(dt).removeprefix("torch.")
+
+
+def _leaf(x: Any, counter: list[int]) -> Any:
+    if isinstance(x, torch.Tensor):
+        counter[0] += 1
+        return {"t": counter[0] - 1}
+    if isinstance(x, (bool, int, float, str)) or x is None:
+        return x
+    if isinstance(x, torch.dtype):
+        return {"dtype": _dtype_name(x)}
+    if isinstance(x, torch.device):
+        return {"device": True}
+    if isinstance(x, (torch.memory_format, torch.layout)):
+        return {"enum": str(x)}
+    return {"repr": repr(x)}
+
+
+def call_spec(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The op's arguments as plain data, tensors numbered in the order tree_flatten visits them."""
+    counter = [0]
+    a, k = tree_map(lambda x: _leaf(x, counter), (list(args), dict(kwargs)))
+    return {"args": a, "kwargs": k}
 
 
 class _Group:
@@ -87,6 +109,8 @@ class Recorder(TorchDispatchMode):
         self.module_calls: dict[str, int] = {}
         self.groups: list[_Group] = []
         self.suppress = 0  # >0 inside a collapsed semantic op (attention): inner aten ops are not recorded
+        self.pycall = -1  # id of the Python-level torch call being dispatched
+        self.pycalls = 0
 
     # -- module stack -----------------------------------------------------------------------------------
     def push_module(self, mod: nn.Module, args: tuple[Any, ...]) -> None:
@@ -151,6 +175,7 @@ class Recorder(TorchDispatchMode):
             attrs=attrs or {},
             is_view=is_view,
             sync=sync,
+            pycall=self.pycall,
         )
         self.nodes.append(node)
         if self.groups:
@@ -182,7 +207,19 @@ class Recorder(TorchDispatchMode):
             attrs["scalars"] = [float(s) if isinstance(s, float) else int(s) for s in scalars]
         is_view = bool(getattr(func, "is_view", False))
         # in-place and out= ops return their first input; its new producer is this op
-        self._new_node(name, ins, flat_out, attrs=attrs, is_view=is_view)
+        # The model builds some index tensors on the CPU (SAM's rel-pos coordinates): ops on CPU tensors run on
+        # the host; a CPU tensor consumed by a device op is copied from pageable memory, which blocks the host
+        # until the GPU has reached that point of its stream.
+        on_cpu = bool(flat_out) and all(o.device.type == "cpu" for o in flat_out)
+        h2d = 0 if on_cpu else sum(a.numel() * a.element_size() for a in flat_in
+                                   if a.device.type == "cpu" and a.dim() > 0)
+        if on_cpu:
+            attrs["on_cpu"] = True
+        if h2d:
+            attrs["h2d_bytes"] = int(h2d)
+        node = self._new_node(name, ins, flat_out, attrs=attrs, is_view=is_view, sync=bool(h2d))
+        if not is_view:
+            node.call = call_spec(args, kwargs)
         # parameters stay recognisable through views and dtype casts (mm(x, t(W)) names W)
         if flat_in and flat_out:
             pname = self.param_name.get(flat_in[0])
@@ -263,6 +300,16 @@ class _SdpaCatcher(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        rec = self.rec
+        outer = rec.pycall
+        rec.pycall = rec.pycalls
+        rec.pycalls += 1
+        try:
+            return self._call(func, args, kwargs)
+        finally:
+            rec.pycall = outer
+
+    def _call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if func is F.scaled_dot_product_attention and not self.rec.suppress:
             q, k, v = args[0], args[1], args[2]
             mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)

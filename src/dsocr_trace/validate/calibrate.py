@@ -54,6 +54,10 @@ ROTATE_BYTES = 128 << 20  # > 2x H100 L2 (50 MB)
 MAX_SET_BYTES = 3 << 30  # cap on the rotated input sets of one benchmark
 
 
+HOST_ISSUE_S = 40e-6  # generous host time to issue one benchmarked call (Python + dispatch + launch)
+SLEEP_CYCLES_PER_S = 2.0e9  # torch.cuda._sleep counts GPU clock cycles (~2 GHz on data-center parts)
+
+
 class Bench:
     """Timer bound to a device: CUDA events on GPU, perf_counter on CPU (smoke runs)."""
 
@@ -70,6 +74,9 @@ class Bench:
     def _batch(self, fn: Callable[[int], Any], start: int, count: int) -> float:
         if self.cuda:
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            # Keep the GPU busy while the host queues the batch, so the events time the kernels back to back
+            # and not the host's launch rate (small kernels finish faster than Python can issue them).
+            torch.cuda._sleep(int(min(count * HOST_ISSUE_S, 0.05) * SLEEP_CYCLES_PER_S))
             a.record()
             for i in range(start, start + count):
                 fn(i)
@@ -158,6 +165,41 @@ def bench_grouped(bench: Bench, device: torch.device, tokens: tuple[int, ...]) -
                 out.append({"op": op, "tokens": t, "rows": rows, "n": n, "k": k,
                             "error": f"{type(exc).__name__}: {exc}"[:500]})
             del xs, ws
+    return out
+
+
+# SAM's convolutions: (batch, c_in, side, c_out, kernel, stride, padding) at the 1024 global view and 640 tiles
+CONV_CASES: tuple[tuple[int, int, int, int, int, int, int], ...] = tuple(
+    case
+    for b, side in ((1, 1024), (6, 640), (1, 1280))
+    for case in (
+        (b, 3, side, 768, 16, 16, 0),  # patch embedding
+        (b, 768, side // 16, 256, 1, 1, 0),  # neck conv1
+        (b, 256, side // 16, 256, 3, 1, 1),  # neck conv2
+        (b, 256, side // 16, 512, 3, 2, 1),  # net_2
+        (b, 512, side // 32, 1024, 3, 2, 1),  # net_3
+    )
+)
+
+
+def bench_conv(bench: Bench, device: torch.device) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for b, ci, side, co, k, st, pad in CONV_CASES:
+        sets = _n_sets(2 * b * ci * side * side)
+        xs = [_rand((b, ci, side, side), device) for _ in range(sets)]
+        w = _rand((co, ci, k, k), device)
+        so = (side + 2 * pad - k) // st + 1
+
+        def run(i: int, xs: list[torch.Tensor] = xs, w: torch.Tensor = w, st: int = st, pad: int = pad
+                ) -> torch.Tensor:
+            return F.conv2d(xs[i % len(xs)], w, stride=st, padding=pad)
+
+        sec = bench(run)
+        flops = 2.0 * b * co * so * so * ci * k * k
+        out.append({"batch": b, "c_in": ci, "side": side, "c_out": co, "kernel": k, "stride": st, "padding": pad,
+                    "out_side": so, "seconds": sec, "tflops": flops / sec / 1e12,
+                    "bytes": 2.0 * (b * ci * side * side + co * ci * k * k + b * co * so * so)})
+        del xs
     return out
 
 
@@ -394,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         ("gemm", lambda: doc.__setitem__("gemm", bench_gemm(bench, device, ms, nks, 1 << 28 if cpu else 5 << 30))),
         ("grouped_gemm", lambda: doc.__setitem__("grouped_gemm", bench_grouped(bench, device, moe_tokens))),
         ("attention", lambda: doc.__setitem__("attention", bench_attention(bench, device, small))),
+        ("conv", lambda: doc.__setitem__("conv", bench_conv(bench, device) if not cpu else [])),
         ("memory", lambda: doc.__setitem__("memory", bench_memory(bench, device, MEM_SIZES[:4] if cpu else (
             MEM_SIZES[::2] if args.quick else MEM_SIZES)))),
     ]

@@ -1,0 +1,250 @@
+"""Operator benchmarks: time every distinct traced op of the model, standalone, on the local GPU.
+
+`emit` (any machine, meta device): trace workloads, keep one spec per distinct op key (op, shapes, strides,
+dtypes, arguments), write them to JSON. `run` (GPU): rebuild each op's inputs with random data of the
+traced shapes and strides (index tensors in range, MoE offsets summing to the rows, a scatter mask that fits
+its source), replay the aten op (or SDPA for attention nodes) back to back behind a GPU sleep so the events
+time kernels and not Python, and write {key: seconds}. Weights rotate through copies larger than L2 (in the
+model they are cold at each use); activations stay put (in the model the producer just wrote them).
+The times go into the profile's op table; predictions use them for every node whose key matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from dsocr_trace.trace.ir import ATTENTION, OpNode
+
+SCHEMA_OPS = "dsocr-trace/ops/1"
+SCHEMA_TIMES = "dsocr-trace/optimes/1"
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "float64": torch.float64,
+           "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
+           "uint8": torch.uint8, "bool": torch.bool}
+_SKIP = ("sync.", "aten._local_scalar_dense", "aten.item")
+ROTATE_BYTES = 160 << 20  # > 2x the 50-60 MB L2 of an H100/H200
+
+
+def spec_of(node: OpNode) -> dict[str, Any]:
+    return {"op": node.op, "inputs": [{"shape": list(t.shape), "strides": list(t.strides), "dtype": t.dtype,
+                                       "offset": t.storage_offset, "param": t.param is not None}
+                                      for t in node.inputs],
+            "call": node.call, "attrs": node.attrs if node.op == ATTENTION else {}}
+
+
+def emit(model_id: str, workloads: list[tuple[Any, list[int]]]) -> dict[str, Any]:
+    """workloads: (Workload, decode KV lengths). Returns {"schema", "ops": {key: spec}} over all their nodes."""
+    from dsocr_trace.analyze import load_model, trace_phase
+    from dsocr_trace.costs import cost_of
+    from dsocr_trace.trace.opkey import op_key
+
+    lm = load_model(model_id)
+    ops: dict[str, Any] = {}
+    for wl, kvs in workloads:
+        traces = [trace_phase(lm, model_id, wl, "prefill")] if wl.mode else []
+        traces += [trace_phase(lm, model_id, wl, "decode", kv_len=kv) for kv in kvs]
+        for tr in traces:
+            for n in tr.nodes:
+                c = cost_of(n)
+                if c is None or c.kernels == 0 or n.op.startswith(_SKIP):
+                    continue
+                key = op_key(n)
+                if key is not None and key not in ops:
+                    ops[key] = spec_of(n)
+    return {"schema": SCHEMA_OPS, "ops": dict(sorted(ops.items()))}
+
+
+# -- GPU side ---------------------------------------------------------------------------------------------
+def _tensor(ref: dict[str, Any], device: torch.device, gen: torch.Generator, high: int = 64) -> torch.Tensor:
+    dtype = _DTYPES.get(ref["dtype"], torch.float32)
+    shape, strides, off = ref["shape"], ref["strides"], int(ref["offset"])
+    extent = off + 1 + sum((s - 1) * st for s, st in zip(shape, strides, strict=True) if s > 0)
+    if any(s == 0 for s in shape):
+        extent = max(extent, 1)
+    if dtype.is_floating_point:
+        base = torch.randn(extent, device=device, dtype=torch.float32, generator=gen).to(dtype) * 0.5
+    elif dtype == torch.bool:
+        base = torch.rand(extent, device=device, generator=gen) < 0.5
+    else:
+        base = torch.randint(0, max(1, high), (extent,), device=device, dtype=dtype, generator=gen)
+    return base.as_strided(shape, strides, off)
+
+
+def _fill_int(t: torch.Tensor, high: int, gen: torch.Generator) -> None:
+    t.copy_(torch.randint(0, max(1, high), t.shape, device=t.device, dtype=t.dtype, generator=gen))
+
+
+def _build(spec: dict[str, Any], tensors: list[torch.Tensor], device: torch.device) -> tuple[list[Any], dict[str, Any]]:
+    def conv(x: Any) -> Any:
+        if isinstance(x, dict):
+            if "t" in x and len(x) == 1:
+                return tensors[x["t"]]
+            if "dtype" in x:
+                return _DTYPES[x["dtype"]]
+            if "device" in x:
+                return device
+            if "enum" in x:
+                return getattr(torch, x["enum"].split(".")[-1])
+            raise ValueError(f"cannot rebuild argument {x}")
+        if isinstance(x, list):
+            return [conv(v) for v in x]
+        return x
+
+    call = spec["call"]
+    # inside the argument lists every dict is a placeholder; the kwargs dict itself is not
+    return [conv(v) for v in call["args"]], {k: conv(v) for k, v in call["kwargs"].items()}
+
+
+def _prepare(spec: dict[str, Any], device: torch.device, gen: torch.Generator) -> list[torch.Tensor]:
+    """Inputs with values the op accepts: in-range indices, valid offsets, a mask that fits."""
+    refs = spec["inputs"]
+    tensors = [_tensor(r, device, gen) for r in refs]
+    op = spec["op"]
+    args = (spec.get("call") or {}).get("args") or []
+    if op.startswith(("aten.index.Tensor", "aten.index_put")) and len(args) > 1:
+        self_shape = refs[0]["shape"]
+        for d, ix in enumerate(args[1]):
+            if isinstance(ix, dict) and "t" in ix and not tensors[ix["t"]].dtype == torch.bool:
+                _fill_int(tensors[ix["t"]], self_shape[d], gen)
+    elif op.startswith("aten.embedding"):
+        _fill_int(tensors[1], refs[0]["shape"][0], gen)
+    elif op.startswith("aten._grouped_mm") and len(tensors) > 2:
+        rows, groups = refs[0]["shape"][0], refs[2]["shape"][0]
+        cuts = torch.linspace(0, rows, groups + 1, device=device)[1:].round().to(tensors[2].dtype)
+        tensors[2].copy_(cuts)
+    elif op.startswith("aten.masked_scatter"):
+        mask, source = tensors[1], tensors[2]
+        row = refs[0]["shape"][-1]
+        rows_true = source.numel() // row
+        flat = torch.zeros(mask.numel(), dtype=torch.bool, device=device)
+        flat[:rows_true] = True
+        mask.copy_(flat.view(mask.shape))
+    return tensors
+
+
+def _runner(spec: dict[str, Any], sets: list[list[torch.Tensor]], device: torch.device) -> Any:
+    if spec["op"] == ATTENTION:
+        a = spec["attrs"]
+
+        def attn(i: int) -> Any:
+            t = sets[i % len(sets)]
+            mask = t[3] if len(t) > 3 else None
+            return F.scaled_dot_product_attention(t[0], t[1], t[2], attn_mask=mask, is_causal=bool(a["causal"]),
+                                                  scale=a["scale"])
+        return attn
+    name = spec["op"]
+    ns, _, rest = name.partition(".")
+    opname, _, overload = rest.partition(".")
+    fn = getattr(getattr(getattr(torch.ops, ns), opname), overload or "default")
+    built = [_build(spec, t, device) for t in sets]
+
+    def run(i: int) -> Any:
+        a, k = built[i % len(built)]
+        return fn(*a, **k)
+    return run
+
+
+def run(ops: dict[str, Any], device: torch.device, reps: int = 5, log_every: int = 200) -> dict[str, Any]:
+    """Kernel time per op: the CUDA time torch.profiler attributes to a record_function range around each call
+    (the same measure the validation harness takes per module), median over `reps` calls after a warm-up.
+    Back-to-back elapsed time would add the ~1 us gap between tiny kernels and any host stall inside an op."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0)
+    times: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    runners: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for key, spec in ops.items():
+        try:
+            base = _prepare(spec, device, gen)
+            param_bytes = sum(t.numel() * t.element_size() for t, r in zip(base, spec["inputs"], strict=True)
+                              if r["param"])
+            n = 1 if param_bytes == 0 else max(1, min(reps + 1, math.ceil(ROTATE_BYTES / max(param_bytes, 1))))
+            sets = [base] + [[(t.clone() if r["param"] else t) for t, r in zip(base, spec["inputs"], strict=True)]
+                             for _ in range(n - 1)]
+            fn = _runner(spec, sets, device)
+            fn(0)
+            fn(1)
+            runners[key] = fn
+        except Exception as exc:  # an op we cannot replay standalone: recorded, predicted from curves
+            errors[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    per_call: dict[str, list[float]] = {}
+    keys = list(runners)
+    chunk = 100  # bounded profiler sessions keep event processing fast
+    for start in range(0, len(keys), chunk):
+        part = keys[start:start + chunk]
+        with profile(activities=activities) as prof:
+            for key in part:
+                for r in range(reps):
+                    with record_function(f"op|{key}|{r}"):
+                        runners[key](2 + r)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        for ev in prof.key_averages():
+            if ev.key.startswith("op|"):
+                _, key, _ = ev.key.split("|")
+                t_us = ev.device_time_total if device.type == "cuda" else ev.cpu_time_total
+                per_call.setdefault(key, []).append(t_us * 1e-6 / max(ev.count, 1))
+        if log_every:
+            print(f"[opbench] {min(start + chunk, len(keys))}/{len(keys)} ops in {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+    for key, vals in per_call.items():
+        times[key] = statistics.median(vals)
+    return {"schema": SCHEMA_TIMES, "method": "torch.profiler kernel time per record_function range, median",
+            "times": dict(sorted(times.items())), "errors": errors, "elapsed_s": time.perf_counter() - t0,
+            "median_s": statistics.median(times.values()) if times else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dsocr_trace.validate.opbench")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("emit", help="trace workloads on meta and write the distinct op specs")
+    e.add_argument("--out", required=True)
+    e.add_argument("--modes", default="tiny,small,base,large,gundam:2x3,gundam:3x3,base@8")
+    e.add_argument("--decode-kv", default="300,1000,4000")
+    e.add_argument("--batches", default="1,8")
+    e.add_argument("--model", default="deepseek-ai/DeepSeek-OCR")
+    r = sub.add_parser("run", help="time every op spec on the GPU")
+    r.add_argument("--ops", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--device", default="cuda:0")
+    args = ap.parse_args(argv)
+    if args.cmd == "emit":
+        from dsocr_trace.workload import make_workload
+
+        wls: list[tuple[Any, list[int]]] = []
+        for m in [x for x in args.modes.split(",") if x]:
+            mode, _, b = m.partition("@")
+            mode, _, crops = mode.partition(":")
+            wls.append((make_workload(mode, crops=crops or None, batch=int(b or 1), output_tokens=1), []))
+        kvs = [int(x) for x in args.decode_kv.split(",") if x]
+        for b in [int(x) for x in args.batches.split(",") if x]:
+            wls.append((make_workload("base", batch=b, output_tokens=1), kvs))
+        doc = emit(args.model, wls)
+        Path(args.out).write_text(json.dumps(doc, sort_keys=True))
+        print(f"{len(doc['ops'])} distinct ops -> {args.out}")
+        return 0
+    device = torch.device(args.device)
+    ops = json.loads(Path(args.ops).read_text())["ops"]
+    res = run(ops, device)
+    Path(args.out).write_text(json.dumps(res, sort_keys=True, indent=1))
+    print(f"timed {len(res['times'])} ops ({len(res['errors'])} failed) in {res['elapsed_s']:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
