@@ -25,7 +25,8 @@ def _grouped_mm_flops(a_shape: Any, b_shape: Any, *args: Any, out_shape: Any = N
 
 
 def _oracle(model: Any, run: Any) -> dict[str, float]:
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping={torch.ops.aten._grouped_mm: _grouped_mm_flops}) as fc:
+    mapping = {torch.ops.aten._grouped_mm: _grouped_mm_flops}
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as fc:
         run(model)
     return {str(k).split(".")[1]: float(v) for k, v in fc.get_flop_counts()["Global"].items()}
 

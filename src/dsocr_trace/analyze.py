@@ -70,9 +70,13 @@ def load_model(model_id: str) -> LoadedModel:
     ]
     loaded = LoadedModel(model=model, cfg=cfg, source=source, architecture="DeepseekOCRForCausalLM",
                          params=count_params(model, omitted), notes=notes, image_token_id=IMAGE_TOKEN_ID,
-                         stage_fn=stage_of, text_config=model.model.config.text_config)
+                         stage_fn=stage_of, text_config=_text_config(model))
     _MODELS[model_id] = loaded
     return loaded
+
+
+def _text_config(model: Any) -> Any:
+    return model.model.config.text_config
 
 
 def _is_deepseek_ocr(cfg: dict[str, Any]) -> bool:

@@ -39,7 +39,7 @@ def analyze(
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder or --graphml file.")] = False,
     device: Annotated[str | None, typer.Option(help="GPU from the catalog (see `dsocr-trace devices`).")] = None,
     device_file: Annotated[Path | None, typer.Option(help="Your own device spec (YAML/JSON).")] = None,
-    profile: Annotated[Path | None, typer.Option(help="Calibrated profile JSON (from `dsocr-trace calibrate`).")] = None,
+    profile: Annotated[Path | None, typer.Option(help="Calibrated profile JSON (`dsocr-trace calibrate`).")] = None,
     execution: Annotated[str, typer.Option(help="eager (HF transformers as shipped) or fused (optimized engine).")]
     = "eager",
     dtype: Annotated[str, typer.Option(help="Weight dtype for memory: bf16, fp16 or fp8.")] = "bf16",
@@ -81,6 +81,67 @@ def sweep(
 
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
                   execution=execution, out=out, force=force)
+
+
+@app.command()
+def compare(
+    report: Annotated[Path, typer.Argument(help="report.json written by analyze with --device")],
+    measured: Annotated[Path, typer.Argument(help="measured.json (schema dsocr-trace/measured/1) or a "
+                                                  "torch.profiler Chrome trace (.json/.json.gz)")],
+    phase: Annotated[str | None, typer.Option(help="prefill or decode (required meaning for Chrome traces)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for compare.json and compare.md.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+) -> None:
+    """Predicted vs measured per stage, module type and module, with relative errors."""
+    from dsocr_trace.runner import compare_command
+
+    if phase is not None and phase not in ("prefill", "decode"):
+        raise UserError(f"--phase {phase!r}: use prefill or decode")
+    compare_command(report, measured, phase, out, force)
+
+
+@app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="report.json A")],
+    b: Annotated[Path, typer.Argument(help="report.json B")],
+    out: Annotated[Path | None, typer.Option(help="Folder for diff.json and diff.md.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+) -> None:
+    """Per-stage and per-module-type deltas between two reports (two modes, two GPUs, eager vs fused)."""
+    from dsocr_trace.runner import diff_command
+
+    diff_command(a, b, out, force)
+
+
+@app.command()
+def calibrate(
+    out: Annotated[Path, typer.Option(help="Profile JSON to write.")] = Path("gpu-profile.json"),
+    quick: Annotated[bool, typer.Option(help="Fewer microbenchmark shapes.")] = False,
+    model: ModelOpt = DEFAULT_MODEL,
+    force: Annotated[bool, typer.Option(help="Replace an existing profile file.")] = False,
+) -> None:
+    """Measure the local GPU (cuda:0): microbenchmarks, every traced op, host cost; write a latency profile."""
+    from dsocr_trace.runner import calibrate_command
+
+    calibrate_command(out, force, quick, model)
+
+
+@app.command()
+def validate(
+    model: ModelOpt = DEFAULT_MODEL,
+    mode: ModeOpt = "base",
+    crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH.")] = None,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 1,
+    decode_kv: Annotated[str, typer.Option(help="Decode KV lengths to measure.")] = "300,1000,4000",
+    profile: Annotated[Path | None, typer.Option(help="Profile from `dsocr-trace calibrate`.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for measured.json and validation.{json,md}.")] = Path("runs/val"),
+    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+) -> None:
+    """Run the workload on the local GPU (random weights), measure per module and stage, compare to predictions."""
+    from dsocr_trace.runner import validate_command
+
+    validate_command(model=model, mode=mode, crops=crops, batch=batch, decode_kv=decode_kv, profile=profile,
+                     out=out, force=force)
 
 
 def main() -> None:

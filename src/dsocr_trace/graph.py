@@ -86,16 +86,16 @@ def _add_modules(g: nx.DiGraph, trace: Trace, eager: list[Cost | None]) -> None:
     for n in trace.nodes:
         ensure(n.module_path)
         c = eager[n.id]
-        path: str | None = n.module_path
-        while path is not None:
-            a = agg[path]
+        cur: str | None = n.module_path
+        while cur is not None:
+            a = agg[cur]
             a["ops"] += 1
             if c is not None:
                 a["kernels"] += c.kernels
                 a["tc_flops"] += c.tc_flops
                 a["cc_flops"] += c.cc_flops
                 a["bytes"] += c.bytes
-            path = None if path == "" else (path.rsplit(".", 1)[0] if "." in path else "")
+            cur = None if cur == "" else (cur.rsplit(".", 1)[0] if "." in cur else "")
     for path, a in agg.items():
         g.add_node(f"mod:{path}", kind_of_node="module", module_path=path,
                    module_type=trace.module_types.get(path, "Root" if path == "" else ""),

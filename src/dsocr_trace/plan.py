@@ -140,7 +140,7 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
             items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
                               kernel_time(fc, spec, profile), profile.host_op_s, False, len(n.members)))
             continue
-        if c is None or c.kernels == 0 or c.kind in ("view", "alloc") and not c.bytes:
+        if c is None or c.kernels == 0 or (c.kind in ("view", "alloc") and not c.bytes):
             continue  # views and allocations: no kernel, no host work in a compiled engine
         if c.kind in _FUSIBLE and n.op != ATTENTION:
             if chain and chain[-1].module_path != n.module_path:

@@ -13,7 +13,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from dsocr_trace.costs.base import Cost
 from dsocr_trace.hardware.profile import (
@@ -126,13 +126,14 @@ def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, op_key: str | No
 
 def _measured_op(cost: Cost, spec: DeviceSpec, profile: Profile, seconds: float) -> KernelTime:
     here = _modelled(cost, spec, profile)
-    if profile.device and profile.device != spec.key:
-        from dsocr_trace.hardware.spec import load_device
-
-        there = _modelled(cost, load_device(profile.device), profile)
+    if profile.transfer_scale is not None:
+        tc, cc, bw = profile.transfer_scale
+        source = evolve(profile, tc_flops=profile.tc_flops / tc, cc_flops=profile.cc_flops / cc,
+                        mem_bw=profile.mem_bw / bw)
+        there = _modelled(cost, spec, source)
         if there.device_s > 0:
             seconds *= here.device_s / there.device_s
-    if here.compute_s <= 0 and here.memory_s <= 0 or seconds <= profile.launch_s * cost.kernels * 1.5:
+    if (here.compute_s <= 0 and here.memory_s <= 0) or seconds <= profile.launch_s * cost.kernels * 1.5:
         bound, eff = "launch", 0.0
     elif here.compute_s >= here.memory_s:
         peak = _tc_peak(cost, spec, profile) if cost.tc_flops > 0 else profile.cc_flops

@@ -73,7 +73,7 @@ def write_graphml_file(path: Path, force: bool, a: Analysis) -> None:
 
 
 def resolve_device(device: str | None, device_file: Path | None, profile: Path | None) -> tuple[Any, Any] | None:
-    from dsocr_trace.hardware.profile import default_profile, load_profile
+    from dsocr_trace.hardware.profile import load_profile, packaged_profile
     from dsocr_trace.hardware.spec import load_device
 
     if device is None and device_file is None:
@@ -83,7 +83,7 @@ def resolve_device(device: str | None, device_file: Path | None, profile: Path |
     if device is not None and device_file is not None:
         raise UserError("give either --device or --device-file, not both")
     spec = load_device(str(device_file) if device_file is not None else str(device))
-    prof = load_profile(profile) if profile is not None else default_profile(spec)
+    prof = load_profile(profile) if profile is not None else packaged_profile(spec)
     return spec, prof
 
 
@@ -193,3 +193,198 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
         write_sweep(rows, tmp, out.suffix.lower())
     print(f"{len(rows)} points -> {out}")
     return rows
+
+
+def _load_json(path: Path, what: str) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {what} {str(path)!r} ({exc}): check the path") from None
+
+
+def _matching_runs(report: dict[str, Any], measured: dict[str, Any], phase: str | None) -> list[dict[str, Any]]:
+    wl = report["workload"]
+    crops = wl.get("crops")
+    want_kv = wl["decode_kv_len"] - 1
+    out = []
+    for r in measured.get("runs", []):
+        w = r.get("workload", {})
+        if "error" in r or (phase and w.get("phase") != phase):
+            continue
+        if w.get("mode") != wl["mode"] or (w.get("crops") or None) != (crops or None) or w.get("batch") != wl["batch"]:
+            continue
+        if w.get("phase") == "decode" and w.get("kv_len") not in (None, want_kv):
+            continue
+        out.append(r)
+    return out
+
+
+def compare_command(report_path: Path, measured_path: Path, phase: str | None, out: Path | None,
+                    force: bool) -> dict[str, Any]:
+    """Predicted (a report.json with predictions) vs measured (measured.json or a torch.profiler Chrome trace)."""
+    from dsocr_trace.validate.compare import compare_run, summarize, to_markdown
+
+    report = _load_json(report_path, "report")
+    if not isinstance(report, dict) or "predictions" not in report:
+        raise UserError(f"{str(report_path)!r} has no predictions: rerun `dsocr-trace analyze` with --device")
+    if out is not None:
+        check_target(out, force)
+    text = measured_path.name
+    if text.endswith(".gz") or "traceEvents" in measured_path.read_text(errors="ignore")[:4096]:
+        from dsocr_trace.analyze import load_model
+        from dsocr_trace.validate.chrome import measured_from_trace
+
+        ph = phase or "prefill"
+        wl = report["workload"]
+        w = {"mode": wl["mode"], "label": wl["label"], "crops": wl.get("crops"), "batch": wl["batch"],
+             "prompt_tokens": wl["prompt_tokens"], "phase": ph,
+             "kv_len": wl["decode_kv_len"] - 1 if ph == "decode" else None}
+        measured = measured_from_trace(measured_path, w, load_model(report["model"]["id"]).stage_fn)
+    else:
+        measured = _load_json(measured_path, "measured timings")
+        if not isinstance(measured, dict) or measured.get("schema") != "dsocr-trace/measured/1":
+            raise UserError(f"{str(measured_path)!r} is not a measured-timings file (schema dsocr-trace/measured/1) "
+                            "nor a Chrome trace: see specs/measured-format.md")
+    runs = _matching_runs(report, measured, phase)
+    if not runs:
+        have = sorted({f"{r['workload'].get('label')} B{r['workload'].get('batch')} {r['workload'].get('phase')}"
+                       for r in measured.get("runs", []) if "workload" in r})
+        raise UserError(f"no measured run matches the report's workload ({report['workload']['label']} "
+                        f"B{report['workload']['batch']}); the file has: {', '.join(have) or 'nothing'}")
+    rows = [compare_run(report["predictions"], r, r["workload"]["phase"]) for r in runs]
+    result = {"schema": "dsocr-trace/validation/1", "device": measured.get("device", {}),
+              "profile": report["predictions"]["profile"]["source"], "runs": rows, "summary": summarize(rows)}
+    md = to_markdown(result)
+    print(md)
+    if out is not None:
+        with atomic_dir(out, force) as tmp:
+            (tmp / "compare.json").write_bytes(dumps(result))
+            (tmp / "compare.md").write_text(md)
+    return result
+
+
+def diff_command(a_path: Path, b_path: Path, out: Path | None, force: bool) -> dict[str, Any]:
+    """Per-stage and per-module-type deltas between two reports (modes, GPUs, executions)."""
+    a, b = _load_json(a_path, "report"), _load_json(b_path, "report")
+    for p, r in ((a_path, a), (b_path, b)):
+        if not isinstance(r, dict) or "stages" not in r:
+            raise UserError(f"{str(p)!r} is not a dsocr-trace report.json")
+    if out is not None:
+        check_target(out, force)
+
+    def delta(x: float, y: float) -> dict[str, Any]:
+        return {"a": x, "b": y, "delta": y - x, "ratio": (y / x) if x else None}
+
+    stages: dict[str, Any] = {}
+    for name in a["stages"]:
+        sa, sb = a["stages"][name], b["stages"].get(name, {})
+        row = {k: delta(sa.get(k, 0.0), sb.get(k, 0.0)) for k in ("tc_flops", "cc_flops", "bytes", "kernels")}
+        pa = (a.get("predictions") or {}).get("stages", {}).get(name)
+        pb = (b.get("predictions") or {}).get("stages", {}).get(name)
+        if pa and pb:
+            row.update({k: delta(pa[k], pb[k]) for k in ("device_s", "host_s", "wall_s")})
+        stages[name] = row
+    types: dict[str, Any] = {}
+    for phase in ("prefill", "decode"):
+        ta = ((a.get("predictions") or {}).get("module_types") or a["module_types"]).get(phase, {})
+        tb = ((b.get("predictions") or {}).get("module_types") or b["module_types"]).get(phase, {})
+        key = "device_s" if a.get("predictions") and b.get("predictions") else "flops"
+        types[phase] = {t: delta(ta.get(t, {}).get(key, 0.0), tb.get(t, {}).get(key, 0.0))
+                        for t in sorted(set(ta) | set(tb))}
+    req = {}
+    ra, rb = (a.get("predictions") or {}).get("request"), (b.get("predictions") or {}).get("request")
+    if ra and rb:
+        req = {k: delta(ra[k], rb[k]) for k in ("ttft_s", "tpot_mean_s", "e2e_s", "pages_per_s")}
+    result = {"a": str(a_path), "b": str(b_path), "stages": stages, "module_types": types, "request": req}
+    lines = [f"# diff: A = {a_path}  B = {b_path}", "", "| stage | FLOPs A | FLOPs B | device ms A | device ms B | "
+             "wall ms A | wall ms B | B/A wall |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in stages.items():
+        def ms(k: str, side: str, r: dict[str, Any] = r) -> str:
+            return f"{r[k][side] * 1e3:.3f}" if k in r else "-"
+        ratio = r.get("wall_s", {}).get("ratio")
+        flops_a = r["tc_flops"]["a"] + r["cc_flops"]["a"]
+        flops_b = r["tc_flops"]["b"] + r["cc_flops"]["b"]
+        lines.append(f"| {name} | {flops_a:.3g} | {flops_b:.3g} | "
+                     f"{ms('device_s', 'a')} | {ms('device_s', 'b')} | {ms('wall_s', 'a')} | {ms('wall_s', 'b')} | "
+                     f"{'-' if ratio is None else f'{ratio:.2f}x'} |")
+    if req:
+        lines += ["", "| request | A | B | B/A |", "|---|---:|---:|---:|"]
+        for k, v in req.items():
+            lines.append(f"| {k} | {v['a']:.4g} | {v['b']:.4g} | {v['ratio']:.2f}x |")
+    md = "\n".join(lines) + "\n"
+    print(md)
+    if out is not None:
+        with atomic_dir(out, force) as tmp:
+            (tmp / "diff.json").write_bytes(dumps(result))
+            (tmp / "diff.md").write_text(md)
+    return result
+
+
+def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
+    """Microbenchmarks + operator benchmarks of every traced op + a host probe, on cuda:0 -> a profile."""
+    import json
+    import tempfile
+
+    import torch
+
+    from dsocr_trace.hardware.calibration import fit_graph_gap, fit_host_costs, profile_from_calibration
+    from dsocr_trace.hardware.profile import save_profile
+    from dsocr_trace.validate import calibrate, harness, opbench
+    from dsocr_trace.validate.offline import device_for, graph_rows, host_rows
+    from dsocr_trace.workload import make_workload as mk
+
+    if not torch.cuda.is_available():
+        raise UserError("calibrate measures the local GPU and found no CUDA device: run it on the GPU machine")
+    check_target(out, force, "profile file")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        calibrate.main(["--out", str(tmp / "calibration.json")] + (["--quick"] if quick else []))
+        wls: list[tuple[Any, list[int]]] = [(mk(m, output_tokens=1), []) for m in ("tiny", "small", "base", "large")]
+        wls += [(mk("gundam", crops=c, output_tokens=1), []) for c in ("2x3", "3x3")]
+        wls += [(mk("base", batch=b, output_tokens=1), [300, 1000, 4000]) for b in (1, 8)]
+        ops = opbench.emit(model, wls)["ops"]
+        times = opbench.run(ops, torch.device("cuda:0"))
+        harness.main(["--out", str(tmp), "--modes", "", "--decode-kv", "300,1000", "--batches", "1", "--quick",
+                      "--trace", "none"])
+        cal = json.loads((tmp / "calibration.json").read_text())
+        measured = json.loads((tmp / "measured.json").read_text())
+        spec = device_for(torch.cuda.get_device_name(0))
+        prof = profile_from_calibration(cal, spec, source=f"calibrated:{out.name}", op_times=times)
+        prof = fit_host_costs(prof, host_rows(model, measured["runs"]))
+        prof = fit_graph_gap(prof, graph_rows(measured["runs"]))
+    with atomic_file(out, force, "profile file") as tmpf:
+        save_profile(prof, tmpf)
+    print(f"wrote {out}: {len(prof.op_table)} measured ops, host {prof.host_op_s * 1e6:.1f} us per call")
+
+
+def validate_command(*, model: str, mode: str, crops: str | None, batch: int, decode_kv: str, profile: Path | None,
+                     out: Path, force: bool) -> None:
+    """Run the workload on the local GPU with random weights, measure per module, predict, compare."""
+    import json
+    import tempfile
+
+    import torch
+
+    from dsocr_trace.hardware.profile import load_profile, packaged_profile
+    from dsocr_trace.validate import harness
+    from dsocr_trace.validate.compare import to_markdown
+    from dsocr_trace.validate.offline import device_for, validate_measured
+
+    if not torch.cuda.is_available():
+        raise UserError("validate runs the model on the local GPU and found no CUDA device: run it on the GPU "
+                        "machine, or compare a measured file with `dsocr-trace compare`")
+    make_workload(mode, crops=crops, batch=batch)
+    check_target(out, force)
+    spec = device_for(torch.cuda.get_device_name(0))
+    prof = load_profile(profile) if profile is not None else packaged_profile(spec)
+    label = mode + (f":{crops}" if crops else "") + (f"@{batch}" if batch != 1 else "")
+    with atomic_dir(out, force) as tmp:
+        harness.main(["--out", str(tmp), "--modes", label, "--decode-kv", decode_kv, "--batches", str(batch)])
+        measured = json.loads((tmp / "measured.json").read_text())
+        with tempfile.TemporaryDirectory():
+            res = validate_measured(measured, None, model, profile=prof, spec=spec)
+        (tmp / "validation.json").write_bytes(dumps(res))
+        (tmp / "validation.md").write_text(to_markdown(res))
+    print(to_markdown(res))

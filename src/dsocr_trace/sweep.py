@@ -1,7 +1,9 @@
 """What-if sweep: modes x devices x batch x output tokens x execution, re-costing cached traces.
 
-Each distinct (mode, batch) is traced once (prefill + the decode fit points); each (trace, device, execution)
-is costed and replayed once; output-token counts then only integrate the fitted decode step.
+Each distinct (mode, batch) is traced once (prefill + the decode fit points) and, per execution, its plans are
+turned into device-independent arrays once (`vectorized.plan_arrays`); each (trace, device, execution) is then
+priced and replayed with numpy (`vectorized.device_times`, `replay_wall(s)`); output-token counts only
+integrate the fitted decode step.
 """
 
 from __future__ import annotations
@@ -12,16 +14,48 @@ from typing import Any
 
 import numpy as np
 import orjson
+from attrs import define, field
 
-from dsocr_trace.analyze import run_analysis
+from dsocr_trace.analyze import Analysis, load_model, run_analysis, trace_phase
+from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.profile import default_profile
-from dsocr_trace.hardware.spec import load_device
-from dsocr_trace.plan import plan, run_plan
-from dsocr_trace.request import SECONDS_PER_DAY, fit_decode
-from dsocr_trace.workload import MAX_POSITIONS, make_workload
+from dsocr_trace.hardware.profile import Profile, default_profile
+from dsocr_trace.hardware.spec import DeviceSpec, load_device
+from dsocr_trace.plan import plan
+from dsocr_trace.request import SECONDS_PER_DAY
+from dsocr_trace.vectorized import PlanArrays, PricedArrays, device_times, plan_arrays, replay_wall, replay_walls
+from dsocr_trace.workload import MAX_POSITIONS, Workload, make_workload
 
-_COMBOS: dict[tuple[Any, ...], dict[str, Any]] = {}
+GRID_POINTS = 17  # KV lengths the decode step is replayed at, prefill length to the last position
+
+
+@define
+class _Plans:
+    """One execution's plans of a (mode, batch): the prefill and the decode step at each fit KV length."""
+
+    prefill: PlanArrays
+    decode: list[PlanArrays]
+    joint: PricedArrays  # prefill then each decode plan, concatenated: priced in one call
+
+
+@define
+class _Shape:
+    """What a (model, mode, batch) contributes independently of the device: traces, fit points, plans."""
+
+    wl: Workload
+    analysis: Analysis
+    kvs: list[int]
+    grid: np.ndarray
+    plans: dict[str, _Plans] = field(factory=dict)
+
+
+_SHAPES: dict[tuple[Any, ...], _Shape] = {}  # (model, mode, crops, batch) -> traces and device-free arrays
+_COMBOS: dict[tuple[Any, ...], dict[str, Any]] = {}  # (model, mode, crops, batch, device, execution) -> priced
+
+
+def clear_pricing() -> None:
+    """Forget the per-device pricing, keeping traces and their arrays (the next sweep re-costs every combo)."""
+    _COMBOS.clear()
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -39,23 +73,77 @@ def _mode(spec: str) -> tuple[str, str | None]:
     return mode.strip(), (crops.strip() or None)
 
 
-def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, execution: str) -> dict[str, Any]:
-    key = (model, mode, crops, batch, device, execution)
-    hit = _COMBOS.get(key)
+def _shape(model: str, mode: str, crops: str | None, batch: int) -> _Shape:
+    key = (model, mode, crops, batch)
+    hit = _SHAPES.get(key)
     if hit is not None:
         return hit
     wl = make_workload(mode, crops=crops, batch=batch, output_tokens=1)
     a = run_analysis(model, wl)
-    spec = load_device(device)
-    prof = default_profile(spec)
-    items = plan(a.traces["prefill"], a.costs["prefill"], spec, prof, execution)
-    prefill, _ = run_plan(items, a.traces["prefill"], execution, prof)
     p = wl.prefill_tokens
     kvs = sorted({p, (p + MAX_POSITIONS) // 2, MAX_POSITIONS - 1})
-    fit = fit_decode(a, spec, prof, execution, kvs)
-    grid = np.unique(np.linspace(p, MAX_POSITIONS - 1, 17).astype(int))
-    walls = np.array([fit.step(int(kv), execution == "fused", prof).wall_s for kv in grid])
-    out = {"wl": wl, "ttft_s": prefill.wall_s, "grid": grid, "walls": walls, "spec": spec}
+    grid = np.unique(np.linspace(p, MAX_POSITIONS - 1, GRID_POINTS).astype(int))
+    out = _Shape(wl=wl, analysis=a, kvs=kvs, grid=grid)
+    _SHAPES[key] = out
+    return out
+
+
+def _plans(sh: _Shape, execution: str, spec: DeviceSpec, prof: Profile) -> _Plans:
+    """The execution's plans as arrays; built with whichever device asks first (plan items do not depend on
+    the device, only their times do, and those are re-priced per device)."""
+    hit = sh.plans.get(execution)
+    if hit is not None:
+        return hit
+    a = sh.analysis
+    tr, costs = a.traces["prefill"], a.costs["prefill"]
+    prefill = plan_arrays(plan(tr, costs, spec, prof, execution), tr, costs, execution)
+    lm = load_model(a.model_id)
+    decode = []
+    for kv in sh.kvs:  # as request.fit_decode traces them
+        dtr = trace_phase(lm, a.model_id, a.workload, "decode", kv_len=kv)
+        dcosts = cost_trace(dtr, a.options)
+        decode.append(plan_arrays(plan(dtr, dcosts, spec, prof, execution), dtr, dcosts, execution))
+    if len({d.ops for d in decode}) != 1:
+        raise UserError("decode steps at different KV lengths traced different op sequences: cannot fit")
+    parts = [prefill.arrays, *(d.arrays for d in decode)]
+    joint = PricedArrays([c for pa in parts for c in pa.costs], [nd for pa in parts for nd in pa.key_nodes])
+    out = _Plans(prefill=prefill, decode=decode, joint=joint)
+    sh.plans[execution] = out
+    return out
+
+
+def _device(device: str) -> tuple[DeviceSpec, Profile]:
+    spec = load_device(device)
+    return spec, default_profile(spec)
+
+
+def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, execution: str,
+           loaded: tuple[DeviceSpec, Profile] | None = None) -> dict[str, Any]:
+    """Prefill wall and decode step walls on the KV grid of one (mode, batch, device, execution); `loaded` is
+    the device's (spec, profile) when the caller has read them already."""
+    key = (model, mode, crops, batch, device, execution)
+    hit = _COMBOS.get(key)
+    if hit is not None:
+        return hit
+    sh = _shape(model, mode, crops, batch)
+    spec, prof = loaded if loaded is not None else _device(device)
+    pl = _plans(sh, execution, spec, prof)
+    times = device_times(pl.joint, spec, prof)
+    n_pre = pl.prefill.arrays.n
+    # prefill: never a CUDA graph, no forced stop check (plan.run_plan)
+    ttft = replay_wall(pl.prefill.hosts.host(prof), times[:n_pre], pl.prefill.sync)
+    # decode: per-item affine fit a + b*L over the traced KV lengths (request.DecodeFit), replayed on the grid
+    y = times[n_pre:].reshape(len(sh.kvs), -1)
+    x = np.array(sh.kvs, dtype=float)
+    coef, *_ = np.linalg.lstsq(np.stack([np.ones_like(x), x], axis=1), y, rcond=None)
+    step_dev = np.maximum(coef[0][None, :] + coef[1][None, :] * sh.grid[:, None], 0.0)
+    first = pl.decode[0]
+    sync = first.sync.copy()
+    if sync.size:
+        sync[-1] = True  # the generation loop's stop check ends every step
+    walls = replay_walls(first.hosts.host(prof), step_dev, sync, execution == "fused",
+                         prof.graph_launch_s, prof.graph_kernel_s)
+    out = {"wl": sh.wl, "ttft_s": ttft, "grid": sh.grid, "walls": walls, "spec": spec}
     _COMBOS[key] = out
     return out
 
@@ -71,12 +159,13 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
         if e not in ("eager", "fused"):
             raise UserError(f"unknown execution {e!r}: use eager and/or fused")
     batches, tokens = _ints(batch, "--batch"), _ints(output_tokens, "--output-tokens")
+    devs = {d: _device(d) for d in dev_list}  # each device file read once per sweep
     rows = []
     for mode, crops in mode_list:
         for b in batches:
             for dev in dev_list:
                 for ex in ex_list:
-                    c = _combo(model, mode, crops, b, dev, ex)
+                    c = _combo(model, mode, crops, b, dev, ex, devs[dev])
                     wl = c["wl"]
                     for n in tokens:
                         rows.append(point(c, wl, dev, ex, n))

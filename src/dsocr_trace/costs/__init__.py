@@ -16,8 +16,17 @@ from dsocr_trace.costs.base import (
 )
 from dsocr_trace.trace.ir import SEMANTIC_OPS, Trace
 
-__all__ = ["Cost", "CostOptions", "DEFAULT_OPTIONS", "RULES", "NodeCosts", "cost_of", "cost_trace", "find_rule",
-           "rule_name"]
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "RULES",
+    "Cost",
+    "CostOptions",
+    "NodeCosts",
+    "cost_of",
+    "cost_trace",
+    "find_rule",
+    "rule_name",
+]
 
 
 @frozen

@@ -74,10 +74,13 @@ def profile_from_calibration(cal: dict[str, Any], spec: DeviceSpec, source: str 
     bw = float(peaks.get("mem_bw") or base.mem_bw)
     curves = dict(base.curves)
     # default curves were relative to the datasheet; keep their shape, re-anchored at the measured peaks
-    for kind, pts in (("attention", [attention_point(e) for e in cal.get("attention", []) if "seconds" in e]),
+    conv = [(2.0 * e["batch"] * e["c_out"] * e["out_side"] ** 2 * e["c_in"] * e["kernel"] ** 2, float(e["bytes"]),
+             float(e["seconds"])) for e in cal.get("conv", []) if "seconds" in e]
+    kind_points: tuple[tuple[str, list[tuple[float, float, float]]], ...] = (
+        ("attention", [attention_point(e) for e in cal.get("attention", []) if "seconds" in e]),
                       ("grouped_gemm", [grouped_point(e) for e in cal.get("grouped_gemm", []) if "seconds" in e]),
-                      ("conv", [(2.0 * e["batch"] * e["c_out"] * e["out_side"] ** 2 * e["c_in"] * e["kernel"] ** 2,
-                                 float(e["bytes"]), float(e["seconds"])) for e in cal.get("conv", []) if "seconds" in e])):
+        ("conv", conv))
+    for kind, pts in kind_points:
         comp, mem = _split(pts, tc, bw)
         old = curves[kind]
         curves[kind] = KindCurves(compute=_curve(comp) or old.compute, memory=_curve(mem) or old.memory)
@@ -96,8 +99,8 @@ def profile_from_calibration(cal: dict[str, Any], spec: DeviceSpec, source: str 
         if not e.get("contiguous", True) and e.get("seconds") and int(e["size"]) in contiguous_eff \
                 and e["bytes"] >= 16 << 20:
             strided.append((e["bytes"] / (bw * e["seconds"])) / contiguous_eff[int(e["size"])])
-    for kind, pts in mem_points.items():
-        c = _curve(pts)
+    for kind, mpts in mem_points.items():
+        c = _curve(mpts)
         if c is not None:
             curves[kind] = KindCurves(compute=curves[kind].compute, memory=c)
     if "copy" in mem_points:  # allocations/fills write like copies

@@ -12,13 +12,12 @@ cc_flops, mem_bw), which are the datasheet peaks in a spec-default profile.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from dsocr_trace.costs.base import KINDS
 from dsocr_trace.errors import UserError
@@ -145,6 +144,9 @@ class Profile:
     op_table: dict[str, float] = field(factory=dict)
     # host time of an op that launches no kernel (view, allocation); None: the same as host_op_s
     host_view_s: float | None = None
+    # a profile measured on another GPU and moved here: the factors its achieved peaks were scaled by
+    # (tensor-core, CUDA-core, bandwidth); measured op times are rescaled by the modelled time ratio
+    transfer_scale: tuple[float, float, float] | None = None
     device: str | None = None  # catalog key of the device it was made for
     gpu: str | None = None  # what the calibration run saw: torch.cuda.get_device_name() etc.
     driver: str | None = None
@@ -182,6 +184,7 @@ class Profile:
             "gemm_table": [{"m": g.m, "n": g.n, "k": g.k, "seconds": g.seconds} for g in self.gemm_table],
             "op_table": dict(sorted(self.op_table.items())),
             "host_view_s": self.host_view_s,
+            "transfer_scale": list(self.transfer_scale) if self.transfer_scale else None,
         }
 
 
@@ -315,6 +318,7 @@ def profile_from_dict(data: Mapping[str, Any], where: str) -> Profile:
         gemm_table=tuple(_gemm_entry(g, where, i) for i, g in enumerate(table)),
         op_table={str(k): float(v) for k, v in ops.items()},
         host_view_s=_optional_seconds(data, "host_view_s", where),
+        transfer_scale=_transfer(data, where),
         tc_flops=nums["tc_flops"],
         cc_flops=nums["cc_flops"],
         mem_bw=nums["mem_bw"],
@@ -342,6 +346,24 @@ def _optional_seconds(data: Mapping[str, Any], name: str, where: str) -> float |
     return float(v)
 
 
+def _transfer(data: Mapping[str, Any], where: str) -> tuple[float, float, float] | None:
+    v = data.get("transfer_scale")
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) and x > 0 for x in v):
+        raise _fail(where, "transfer_scale", f"is {v!r}", "give three positive factors [tc, cc, bw], or null")
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
+def transfer_profile(profile: Profile, source: DeviceSpec, target: DeviceSpec) -> Profile:
+    """A profile calibrated on `source` moved to `target`: achieved peaks scale by the datasheet ratios;
+    measured op times are rescaled per op by the modelled-time ratio (see predict.kernel_time)."""
+    s = (target.tc_flops / source.tc_flops, target.cc_flops / source.cc_flops, target.mem_bw / source.mem_bw)
+    return evolve(profile, device=target.key, tc_flops=profile.tc_flops * s[0], cc_flops=profile.cc_flops * s[1],
+                  mem_bw=profile.mem_bw * s[2], transfer_scale=s,
+                  source=f"{profile.source} (transferred from {source.key} to {target.key})")
+
+
 def load_profile(path: str | Path) -> Profile:
     where = f"profile {path}"
     try:
@@ -364,3 +386,27 @@ def profile_bytes(profile: Profile) -> bytes:
 
 def save_profile(profile: Profile, path: str | Path) -> None:
     Path(path).write_bytes(profile_bytes(profile))
+
+
+# GPUs whose measured profile ships with the package; others of the same family borrow it (transferred)
+_PACKAGED = {"h100": "h100.json"}
+_BORROW = {"h200": "h100"}
+
+
+def packaged_profile(spec: DeviceSpec) -> Profile:
+    """The best profile the package has for a GPU: measured on it, else measured on a same-architecture GPU
+    and transferred, else the datasheet defaults."""
+    from importlib import resources
+
+    from dsocr_trace.hardware.spec import load_device
+
+    key = spec.key if spec.key in _PACKAGED else _BORROW.get(spec.key)
+    if key is None or not spec.origin.startswith("catalog"):
+        return default_profile(spec)
+    path = resources.files("dsocr_trace.hardware").joinpath("profiles", _PACKAGED[key])
+    if not path.is_file():
+        return default_profile(spec)
+    prof = profile_from_dict(orjson.loads(path.read_bytes()), f"packaged profile {_PACKAGED[key]}")
+    if key != spec.key:
+        prof = transfer_profile(prof, load_device(key), spec)
+    return prof

@@ -134,14 +134,16 @@ def build(cfg: dict[str, Any], device: str | torch.device = "meta", dtype: torch
     tc = text_config(cfg)
     conf = UnlimitedOcrConfig(text_config=tc, vision_config=vision_config(cfg), image_token_id=IMAGE_TOKEN_ID,
                               tie_word_embeddings=False)
-    for c in (conf, conf.text_config, conf.vision_config, conf.vision_config.sam_config,
-              conf.vision_config.encoder_config):
+    vc: Any = conf.vision_config
+    c: Any
+    for c in (conf, conf.text_config, vc, vc.sam_config, vc.encoder_config):
         c._attn_implementation = attn_implementation
     with torch.device(device):
         inner = UnlimitedOcrModel(conf)
         model = DeepseekOCRForCausalLM(inner, tc["hidden_size"], tc["vocab_size"])
     if experts_implementation is not None:
-        conf.text_config._experts_implementation = experts_implementation
+        tcfg: Any = conf.text_config
+        tcfg._experts_implementation = experts_implementation
     return model.to(dtype).eval()
 
 

@@ -47,6 +47,7 @@ def count_params(model: nn.Module, omitted: dict[str, tuple[str, int]] | None = 
     for name, p in model.named_parameters():
         comp = component_of(name)
         built[comp] = built.get(comp, 0) + p.numel()
+    mod: Any
     for mod in model.modules():
         if hasattr(mod, "gate_up_proj") and hasattr(mod, "down_proj") and hasattr(mod, "num_experts"):
             n = sum(p.numel() for p in mod.parameters(recurse=False))
@@ -59,7 +60,7 @@ def count_params(model: nn.Module, omitted: dict[str, tuple[str, int]] | None = 
     for comp, (_, n) in omitted.items():
         checkpoint[comp] = checkpoint.get(comp, 0) + n
     built_total = sum(built.values())
-    active = built.get("decoder", 0) - routed + int(round(active_routed)) + built.get("lm_head", 0)
+    active = built.get("decoder", 0) - routed + round(active_routed) + built.get("lm_head", 0)
     return {
         "built_total": built_total,
         "checkpoint_total": built_total + sum(n for _, n in omitted.values()),

@@ -25,7 +25,8 @@ def load_config(model: str) -> tuple[dict[str, Any], str]:
     if path.is_dir():
         path = path / "config.json"
         if not path.is_file():
-            raise UserError(f"no config.json in folder {model!r}: pass a snapshot folder that holds one, or the file itself")
+            raise UserError(f"no config.json in folder {model!r}: pass a snapshot folder that holds one, "
+                            "or the file itself")
     if path.is_file():
         try:
             cfg = json.loads(path.read_text())

@@ -26,7 +26,8 @@ def check_target(path: Path, force: bool, what: str = "output folder") -> None:
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot create {str(parent)!r} for the {what} ({exc.strerror}): choose a writable path")
+            raise UserError(f"cannot create {str(parent)!r} for the {what} ({exc.strerror}): "
+                            "choose a writable path") from None
     if not os.access(parent, os.W_OK):
         raise UserError(f"cannot write the {what} into {str(parent)!r} (permission denied): choose a writable path")
 

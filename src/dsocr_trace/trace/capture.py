@@ -52,7 +52,8 @@ def filled_cache(model: nn.Module, batch: int, kv_len: int, device: torch.device
     """A DynamicCache holding kv_len positions in every layer (built outside any recording)."""
     from transformers import DynamicCache
 
-    tc = text_config if text_config is not None else model.model.config.text_config  # type: ignore[union-attr]
+    inner: Any = model
+    tc: Any = text_config if text_config is not None else inner.model.config.text_config
     cache = DynamicCache(config=tc)
     heads = tc.num_key_value_heads
     head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads

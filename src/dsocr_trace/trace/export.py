@@ -69,13 +69,14 @@ def trace_prefill_export(model: nn.Module, wl: Workload, stage_fn: StageFn, imag
 
     os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"] = "1"  # export cannot evaluate the placeholder-count check
     inputs = prefill_inputs(wl, image_token_id)
-    extra = {k: inputs.pop(k) for k in ("num_local_patches", "patches_grid") if k in inputs}
+    extra: dict[str, Any] = {k: inputs.pop(k) for k in ("num_local_patches", "patches_grid") if k in inputs}
     wrapper = _Prefill(model, extra)
     with torch.no_grad():
         ep = torch.export.export(wrapper, args=(), kwargs=inputs, strict=False)
     sig = ep.graph_signature
     params = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
-    tc = model.model.config.text_config  # type: ignore[union-attr]
+    inner: Any = model
+    tc = inner.model.config.text_config
     top_k, n_experts = int(tc.num_experts_per_tok), int(tc.n_routed_experts)
 
     modules = dict(model.named_modules())

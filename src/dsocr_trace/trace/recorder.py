@@ -75,7 +75,7 @@ def call_spec(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Group:
-    __slots__ = ("kind", "path", "module", "members", "inputs")
+    __slots__ = ("inputs", "kind", "members", "module", "path")
 
     def __init__(self, kind: str, path: str, module: nn.Module, inputs: list[Any]) -> None:
         self.kind = kind
@@ -231,7 +231,6 @@ class Recorder(TorchDispatchMode):
     # -- semantic nodes ------------------------------------------------------------------------------------
     def emit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any, out: torch.Tensor,
                        is_causal: bool, scale: float | None) -> None:
-        mod_path = self.current
         ins = [self.ref(q), self.ref(k), self.ref(v)]
         has_mask = isinstance(mask, torch.Tensor)
         if has_mask:
@@ -248,7 +247,8 @@ class Recorder(TorchDispatchMode):
             "v_head_dim": dv,
             "causal": bool(is_causal),
             "mask": ("bool" if has_mask and mask.dtype == torch.bool else "float") if has_mask else "none",
-            "mask_broadcast": bool(has_mask and any(st == 0 and sz > 1 for sz, st in zip(mask.shape, mask.stride(), strict=True))),
+            "mask_broadcast": bool(has_mask and any(st == 0 and sz > 1
+                                                    for sz, st in zip(mask.shape, mask.stride(), strict=True))),
             "scale": float(scale) if scale is not None else 1.0 / math.sqrt(d),
         }
         self._new_node(ATTENTION, ins, [out], attrs=attrs)
@@ -256,7 +256,7 @@ class Recorder(TorchDispatchMode):
     def _emit_group(self, g: _Group, output: Any) -> None:
         outs = [o for o in tree_flatten(output)[0] if isinstance(o, torch.Tensor)]
         ins_t = [a for a in tree_flatten(g.inputs)[0] if isinstance(a, torch.Tensor)]
-        mod = g.module
+        mod: Any = g.module
         attrs: dict[str, Any] = {}
         params = [self.ref(p) for p in mod.parameters(recurse=True)]
         if g.kind == MOE_EXPERTS:

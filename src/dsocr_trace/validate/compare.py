@@ -135,7 +135,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += [f"Profile: {result.get('profile', '')}. Runs: {s['runs']}. Stage device time within ±5%: "
               f"{s['stage_within_5pct']}/{s['stage_points']} (MAPE {_pct(s['stage_mape'])}, "
               f"max {_pct(s['stage_max_abs_error'])}). Wall MAPE {_pct(s['wall_mape'])}.", ""]
-    lines += ["## Per stage (device time)", "", "| workload | phase | exec | stage | predicted ms | measured ms | error |",
+    lines += ["## Per stage (device time)", "",
+              "| workload | phase | exec | stage | predicted ms | measured ms | error |",
               "|---|---|---|---|---:|---:|---:|"]
     for r in result["runs"]:
         w = r["workload"]

@@ -11,9 +11,9 @@ from typing import Any
 from dsocr_trace.analyze import load_model, run_analysis, trace_phase
 from dsocr_trace.costs import cost_trace
 from dsocr_trace.hardware.calibration import fit_graph_gap, fit_host_costs, profile_from_calibration
-from dsocr_trace.plan import host_counts
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
+from dsocr_trace.plan import host_counts
 from dsocr_trace.report.build import build_report
 from dsocr_trace.request import predict_request
 from dsocr_trace.validate.compare import compare_run, summarize

@@ -215,7 +215,8 @@ def run(ops: dict[str, Any], device: torch.device, reps: int = 5, log_every: int
                   flush=True)
     for key, vals in per_call.items():
         times[key] = statistics.median(vals)
-    return {"schema": SCHEMA_TIMES, "method": "sum of profiler kernel durations under a record_function range per call, median",
+    return {"schema": SCHEMA_TIMES,
+            "method": "sum of profiler kernel durations under a record_function range per call, median",
             "times": dict(sorted(times.items())), "errors": errors, "elapsed_s": time.perf_counter() - t0,
             "median_s": statistics.median(times.values()) if times else None}
 
