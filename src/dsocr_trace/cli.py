@@ -74,13 +74,14 @@ def sweep(
     output_tokens: Annotated[str, typer.Option(help="Comma list of output token counts.")] = "500",
     execution: Annotated[str, typer.Option(help="Comma list: eager,fused")] = "eager",
     out: Annotated[Path, typer.Option(help="CSV or JSON file (by extension).")] = Path("sweep.csv"),
-    force: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing output file (and --plots folder).")] = False,
+    plots: Annotated[Path | None, typer.Option(help="Folder for sweep_latency.png and sweep_pages.png.")] = None,
 ) -> None:
     """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once."""
     from dsocr_trace.runner import sweep_command
 
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
-                  execution=execution, out=out, force=force)
+                  execution=execution, out=out, force=force, plots=plots)
 
 
 @app.command()
@@ -154,6 +155,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        # the file system refused a read or write the checks did not foresee (disk full, a path turned read-only)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}: check the path and free space, then rerun", file=sys.stderr)
         sys.exit(1)
     except Exception as exc:
         # click usage errors (typer vendors click): one line, no traceback

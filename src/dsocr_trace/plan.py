@@ -117,7 +117,7 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
                         float(sum(t.nbytes for t in last.outputs)))
         items.append(Item(last.id, "fused.pointwise" if len(chain) > 1 else last.op, last.module_path,
                           last.module_type, phase_stage(last.stage, trace.phase), merged,
-                          kernel_time(merged, spec, profile), profile.host_op_s, False, len(chain)))
+                          kernel_time(merged, spec, profile), profile.launch_host_s, False, len(chain)))
         chain.clear()
 
     for n in nodes:
@@ -135,10 +135,10 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
                         items.append(Item(m, mn.op, mn.module_path, mn.module_type,
                                           phase_stage(mn.stage, trace.phase), mc,
                                           kernel_time(mc, spec, profile, op_key(mn)),
-                                          profile.host_op_s, False))
+                                          profile.launch_host_s, False))
                 continue
             items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
-                              kernel_time(fc, spec, profile), profile.host_op_s, False, len(n.members)))
+                              kernel_time(fc, spec, profile), profile.launch_host_s, False, len(n.members)))
             continue
         if c is None or c.kernels == 0 or (c.kind in ("view", "alloc") and not c.bytes):
             continue  # views and allocations: no kernel, no host work in a compiled engine
@@ -149,7 +149,7 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
             continue
         flush()
         items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c,
-                          kernel_time(c, spec, profile, op_key(n)), profile.host_op_s, n.sync))
+                          kernel_time(c, spec, profile, op_key(n)), profile.launch_host_s, n.sync))
     flush()
     return items
 

@@ -182,16 +182,29 @@ def devices_command() -> None:
 
 
 def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
-                  out: Path, force: bool) -> list[dict[str, Any]]:
+                  out: Path, force: bool, plots: Path | None = None) -> list[dict[str, Any]]:
     from dsocr_trace.sweep import run_sweep, write_sweep
 
     check_target(out, force, "sweep file")
     if out.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out {str(out)!r} must end in .csv or .json")
+    if plots is not None:
+        if plots.resolve() == out.resolve():
+            raise UserError("--plots names a folder for the PNGs: give it a path other than --out")
+        check_target(plots, force, "plots folder")
     rows = run_sweep(model, modes, devices, batch, output_tokens, execution)
-    with atomic_file(out, force, "sweep file") as tmp:
-        write_sweep(rows, tmp, out.suffix.lower())
-    print(f"{len(rows)} points -> {out}")
+    if plots is None:
+        with atomic_file(out, force, "sweep file") as tmp:
+            write_sweep(rows, tmp, out.suffix.lower())
+    else:
+        from dsocr_trace.report.plots import write_sweep_plots
+
+        # the plots folder is renamed into place last: a failure anywhere leaves neither half-written
+        with atomic_dir(plots, force) as tmpdir:
+            write_sweep_plots(rows, tmpdir)
+            with atomic_file(out, force, "sweep file") as tmp:
+                write_sweep(rows, tmp, out.suffix.lower())
+    print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else ""))
     return rows
 
 

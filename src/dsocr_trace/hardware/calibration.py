@@ -125,6 +125,7 @@ def profile_from_calibration(cal: dict[str, Any], spec: DeviceSpec, source: str 
         launch_s=pos("launch_s", base.launch_s),
         graph_kernel_s=pos("graph_kernel_s", base.graph_kernel_s),
         host_op_s=pos("host_op_s", base.host_op_s),
+        launch_host_s=pos("host_op_s", base.launch_host_s),
         host_module_s=pos("host_module_s", 0.0),
         strided_penalty=min(1.0, statistics.median(strided)) if strided else base.strided_penalty,
         gpu=dev.get("name"),

@@ -147,6 +147,9 @@ class Profile:
     # a profile measured on another GPU and moved here: the factors its achieved peaks were scaled by
     # (tensor-core, CUDA-core, bandwidth); measured op times are rescaled by the modelled time ratio
     transfer_scale: tuple[float, float, float] | None = None
+    # host time to launch one kernel from a compiled engine (aten dispatch + launch, none of the model's
+    # Python): the fused execution's prefill host cost per kernel
+    launch_host_s: float = 6e-6
     device: str | None = None  # catalog key of the device it was made for
     gpu: str | None = None  # what the calibration run saw: torch.cuda.get_device_name() etc.
     driver: str | None = None
@@ -184,6 +187,7 @@ class Profile:
             "gemm_table": [{"m": g.m, "n": g.n, "k": g.k, "seconds": g.seconds} for g in self.gemm_table],
             "op_table": dict(sorted(self.op_table.items())),
             "host_view_s": self.host_view_s,
+            "launch_host_s": self.launch_host_s,
             "transfer_scale": list(self.transfer_scale) if self.transfer_scale else None,
         }
 
@@ -319,6 +323,7 @@ def profile_from_dict(data: Mapping[str, Any], where: str) -> Profile:
         op_table={str(k): float(v) for k, v in ops.items()},
         host_view_s=_optional_seconds(data, "host_view_s", where),
         transfer_scale=_transfer(data, where),
+        launch_host_s=_optional_seconds(data, "launch_host_s", where) or 6e-6,
         tc_flops=nums["tc_flops"],
         cc_flops=nums["cc_flops"],
         mem_bw=nums["mem_bw"],

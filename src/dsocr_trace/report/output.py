@@ -22,6 +22,9 @@ def check_target(path: Path, force: bool, what: str = "output folder") -> None:
     if path.exists() and not force:
         raise UserError(f"{what} {str(path)!r} already exists: pass --force to replace it, or choose another path")
     parent = path.resolve().parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"cannot write the {what} {str(path)!r}: {str(parent)!r} is a file, not a folder: "
+                        "choose another path")
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
