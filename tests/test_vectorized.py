@@ -12,7 +12,7 @@ from attrs import evolve
 from dsocr_trace import sweep
 from dsocr_trace.analyze import Analysis, run_analysis
 from dsocr_trace.costs import Cost
-from dsocr_trace.hardware.profile import GemmEntry, Profile, default_profile
+from dsocr_trace.hardware.profile import GemmEntry, Profile, default_profile, transfer_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.plan import plan, run_plan, uses_graph
@@ -37,8 +37,9 @@ def _calibrated(analysis: Analysis) -> tuple[DeviceSpec, Profile]:
     gemms = (GemmEntry(1, 1280, 1280, 9e-6), GemmEntry(64, 4096, 1280, 2.2e-5), GemmEntry(1024, 1024, 1024, 3e-5),
              GemmEntry(4096, 4096, 4096, 2.4e-4), GemmEntry(256, 129280, 1280, 4e-4), GemmEntry(2, 2, 2, 1e-6))
     prof = evolve(base, source="calibrated:test.json", tc_flops=base.tc_flops * 0.8, mem_bw=base.mem_bw * 0.9,
-                  launch_s=2.5e-6, strided_penalty=0.5, host_view_s=3e-6, gemm_table=gemms, op_table=op_table)
-    return spec, prof
+                  launch_s=2.5e-6, strided_penalty=0.5, host_view_s=3e-6, launch_host_s=5e-6, gemm_table=gemms,
+                  op_table=op_table)
+    return spec, transfer_profile(prof, load_device("h100"), spec)
 
 
 def _device(name: str, analysis: Analysis) -> tuple[DeviceSpec, Profile]:

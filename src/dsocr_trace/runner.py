@@ -242,6 +242,8 @@ def compare_command(report_path: Path, measured_path: Path, phase: str | None, o
     report = _load_json(report_path, "report")
     if not isinstance(report, dict) or "predictions" not in report:
         raise UserError(f"{str(report_path)!r} has no predictions: rerun `dsocr-trace analyze` with --device")
+    if not measured_path.is_file():
+        raise UserError(f"measured file {str(measured_path)!r} is not a file: pass measured.json or a Chrome trace")
     if out is not None:
         check_target(out, force)
     text = measured_path.name

@@ -264,8 +264,9 @@ def replay_ends(host: np.ndarray, device: np.ndarray, sync: np.ndarray, graph: b
 class HostModel:
     """A plan's host time per item as a function of the profile (see plan.plan_eager / plan_fused)."""
 
-    op: np.ndarray  # bool: the item pays host_op_s
+    op: np.ndarray  # bool: the item pays host_op_s (an eager Python call that launches kernels)
     view: np.ndarray  # bool: the item pays the no-kernel call's host time (host_view_s, else host_op_s)
+    launch: np.ndarray  # bool: the item pays launch_host_s (one kernel launched by a compiled engine)
     charged: np.ndarray  # bool: the item carries its share of the nn.Module call overhead
     module_calls: int
     calls: int
@@ -274,6 +275,7 @@ class HostModel:
         view_host = profile.host_op_s if profile.host_view_s is None else profile.host_view_s
         spread = profile.host_module_s * self.module_calls / max(1, self.calls)
         out = np.where(self.op, profile.host_op_s, 0.0) + np.where(self.view, view_host, 0.0)
+        out += np.where(self.launch, profile.launch_host_s, 0.0)
         return out + np.where(self.charged, spread, 0.0)  # type: ignore[no-any-return]
 
 
@@ -300,10 +302,10 @@ def plan_arrays(items: Sequence[Item], trace: Trace, costs: NodeCosts, execution
         first = host_calls(trace, costs)
         charged = np.array([it.node in first for it in items], dtype=bool)
         launches = np.array([first.get(it.node, False) for it in items], dtype=bool)
-        hosts = HostModel(op=charged & launches, view=charged & ~launches, charged=charged,
-                          module_calls=sum(trace.module_calls.values()), calls=len(first))
-    else:
-        hosts = HostModel(op=np.ones(n, dtype=bool), view=np.zeros(n, dtype=bool), charged=np.zeros(n, dtype=bool),
-                          module_calls=0, calls=0)
+        hosts = HostModel(op=charged & launches, view=charged & ~launches, launch=np.zeros(n, dtype=bool),
+                          charged=charged, module_calls=sum(trace.module_calls.values()), calls=len(first))
+    else:  # fused: every item is one kernel launched from the engine
+        none = np.zeros(n, dtype=bool)
+        hosts = HostModel(op=none, view=none, launch=np.ones(n, dtype=bool), charged=none, module_calls=0, calls=0)
     return PlanArrays(arrays=arrays_of(items, key_nodes), hosts=hosts,
                       sync=np.array([it.sync for it in items], dtype=bool), ops=tuple(it.op for it in items))

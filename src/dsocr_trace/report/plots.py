@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 800, 100
-MAX_TYPES = 25  # module types shown per phase; the rest are summed into "other"
+MAX_TYPES = 30  # module types shown per phase; the rest are summed into "other"
 # report stage order (report.aggregate.REPORT_STAGES) and a fixed color per stage
 STAGE_COLORS: dict[str, str] = {
     "vision.sam": "tab:blue",
@@ -152,7 +152,8 @@ def _time_by_module_type(report: Mapping[str, Any], path: Path) -> Path:
         vals = _top(types.get(phase, {}))
         names = [t for t, _ in vals][::-1]  # largest on top
         ms = [v for _, v in vals][::-1]
-        ax.barh(range(len(names)), ms, color=color)
+        bars = ax.barh(range(len(names)), ms, color=color)
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in ms], fontsize=7, padding=2)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         total = sum(ms)
         ax.set_title(f"{phase}{' (one step)' if phase == 'decode' else ''}: {total:.3f} ms device")
@@ -212,7 +213,8 @@ def _sweep_latency(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         xs = [i + (j - (len(series) - 1) / 2) * width for i, m in enumerate(modes) if m in by_mode]
         ys = [by_mode[m] for m in modes if m in by_mode]
         label = _label(dict(zip(keys, s, strict=True)), keys, varying)
-        ax.bar(xs, ys, width, label=label, color=_SERIES_COLORS[j % len(_SERIES_COLORS)])
+        ax.bar(xs, ys, width, label=label, color=_SERIES_COLORS[j % len(_SERIES_COLORS)],
+               hatch=("", "//", "..", "xx")[(j // len(_SERIES_COLORS)) % 4])
     if rows:
         ax.set_xticks(range(len(modes)), [str(m) for m in modes])
         ax.legend(fontsize=8, ncols=2 if len(series) > 8 else 1)
