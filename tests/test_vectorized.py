@@ -12,7 +12,7 @@ from attrs import evolve
 from dsocr_trace import sweep
 from dsocr_trace.analyze import Analysis, run_analysis
 from dsocr_trace.costs import Cost
-from dsocr_trace.hardware.profile import GemmEntry, Profile, default_profile, transfer_profile
+from dsocr_trace.hardware.profile import GemmEntry, Profile, default_profile, packaged_profile, transfer_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.plan import plan, run_plan, uses_graph
@@ -45,12 +45,15 @@ def _calibrated(analysis: Analysis) -> tuple[DeviceSpec, Profile]:
 def _device(name: str, analysis: Analysis) -> tuple[DeviceSpec, Profile]:
     if name == "calibrated":
         return _calibrated(analysis)
+    if name.startswith("packaged-"):  # the shipped H100 measurements (op table, GEMMs), H200 transferred
+        spec = load_device(name.removeprefix("packaged-"))
+        return spec, packaged_profile(spec)
     spec = load_device(name)
     return spec, default_profile(spec)
 
 
 @pytest.mark.parametrize("execution", ["eager", "fused"])
-@pytest.mark.parametrize("device", ["h100", "rtx5090", "calibrated"])
+@pytest.mark.parametrize("device", ["h100", "rtx5090", "calibrated", "packaged-h100", "packaged-h200"])
 def test_device_times_match_kernel_time(base_analysis: Analysis, device: str, execution: str) -> None:
     spec, prof = _device(device, base_analysis)
     for phase in ("prefill", "decode"):

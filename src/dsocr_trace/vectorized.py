@@ -20,13 +20,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from attrs import frozen
+from attrs import evolve, frozen
 
 from dsocr_trace.costs import Cost, NodeCosts
 from dsocr_trace.hardware.profile import DEFAULT_GRAPH_KERNEL_S, DEFAULT_GRAPH_LAUNCH_S, TENSOR_CORE_KINDS, Profile
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.plan import Item, host_calls
-from dsocr_trace.predict import _DTYPE_PEAK, _is_strided, kernel_time, nearest_gemm, replay
+from dsocr_trace.predict import _DTYPE_PEAK, _is_strided, nearest_gemm, replay
 from dsocr_trace.trace.ir import OpNode, Trace
 from dsocr_trace.trace.opkey import op_key
 
@@ -47,6 +47,7 @@ class PricedArrays:
         if len(self.key_nodes) != n:
             raise ValueError("key_nodes must have one entry per cost")
         self._keys: list[str | None] | None = None
+        self._hits: tuple[dict[str, float], np.ndarray, np.ndarray] | None = None
 
         kinds: dict[str, int] = {}
         dtypes: dict[str, int] = {}
@@ -106,6 +107,17 @@ class PricedArrays:
             self._keys = [op_key(nd) if nd is not None else None for nd in self.key_nodes]
         return self._keys
 
+    def op_hits(self, table: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, measured seconds) of the entries an operator-benchmark table covers; the last table's
+        answer is kept (by identity)."""
+        if self._hits is not None and self._hits[0] is table:
+            return self._hits[1], self._hits[2]
+        keys = self.op_keys()
+        idx = [i for i, k in enumerate(keys) if k is not None and self.costs[i] is not None and k in table]
+        hits = (np.array(idx, dtype=np.int64), np.array([table[keys[i]] for i in idx], dtype=float))  # type: ignore[index]
+        self._hits = (table, *hits)
+        return hits
+
 
 def arrays_of(items_or_costs: Sequence[Item | Cost | None],
               key_nodes: Sequence[OpNode | None] | None = None) -> PricedArrays:
@@ -123,8 +135,27 @@ def _interp(curve: Sequence[tuple[float, float]], log_size: np.ndarray) -> np.nd
 def device_times(arrays: PricedArrays, spec: DeviceSpec, profile: Profile) -> np.ndarray:
     """Per entry, `kernel_time(cost, spec, profile, key).device_s` (0 for None), vectorized.
 
-    Operator-benchmark hits (profile.op_table) are priced by the scalar function; measured GEMM tables are
-    vectorized over the distinct GEMM shapes."""
+    Measured GEMM tables are looked up once per distinct GEMM shape; operator-benchmark hits (profile.op_table)
+    take the measured time, moved across devices by the modelled-time ratio as predict._measured_op does."""
+    out = _modelled_times(arrays, spec, profile)
+    if profile.op_table:
+        idx, secs = arrays.op_hits(profile.op_table)
+        if idx.size:
+            secs = secs.copy()
+            if profile.transfer_scale is not None:
+                tc, cc, bw = profile.transfer_scale
+                source = evolve(profile, tc_flops=profile.tc_flops / tc, cc_flops=profile.cc_flops / cc,
+                                mem_bw=profile.mem_bw / bw)
+                there = _modelled_times(arrays, spec, source)[idx]
+                here = out[idx]
+                pos = there > 0
+                secs[pos] = secs[pos] * (here[pos] / there[pos])
+            out[idx] = secs
+    return out
+
+
+def _modelled_times(arrays: PricedArrays, spec: DeviceSpec, profile: Profile) -> np.ndarray:
+    """predict._modelled(...).device_s per entry (roofline, launch floors, measured GEMMs; no op table)."""
     a = arrays
     n = a.n
     eff_c = np.ones(n)
@@ -170,13 +201,6 @@ def device_times(arrays: PricedArrays, spec: DeviceSpec, profile: Profile) -> np
 
     out = body + (a.kernels - 1) * launch
     out[a.free] = 0.0
-
-    if profile.op_table:
-        table = profile.op_table
-        for i, key in enumerate(a.op_keys()):
-            c = a.costs[i]
-            if key is not None and c is not None and key in table:
-                out[i] = kernel_time(c, spec, profile, key).device_s
     return out
 
 

@@ -54,6 +54,14 @@ def measured_stage_map(run: dict[str, Any]) -> dict[str, float]:
     if phase == "decode":
         return {"decode.step": float(run["total"]["device_s"])}
     names = {"decoder": "decoder.prefill", "lm_head": "lm_head.prefill"}
+    if not st and run.get("modules"):
+        from dsocr_trace.trace.ir import stage_of
+
+        derived: dict[str, float] = {}
+        for path, m in run["modules"].items():
+            k = stage_of(path, "prefill")
+            derived[k] = derived.get(k, 0.0) + float(m.get("device_s", 0.0))
+        return {names.get(k, k): v for k, v in derived.items()}
     return {names.get(k, k): float(v["device_s"]) for k, v in st.items()}
 
 
