@@ -23,7 +23,13 @@ import numpy as np
 from attrs import evolve, frozen
 
 from dsocr_trace.costs import Cost, NodeCosts
-from dsocr_trace.hardware.profile import DEFAULT_GRAPH_KERNEL_S, DEFAULT_GRAPH_LAUNCH_S, TENSOR_CORE_KINDS, Profile
+from dsocr_trace.hardware.profile import (
+    DEFAULT_GRAPH_KERNEL_S,
+    DEFAULT_GRAPH_LAUNCH_S,
+    TENSOR_CORE_KINDS,
+    GemmEntry,
+    Profile,
+)
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.plan import Item, host_calls
 from dsocr_trace.predict import _DTYPE_PEAK, _is_strided, nearest_gemm, replay
@@ -48,6 +54,7 @@ class PricedArrays:
             raise ValueError("key_nodes must have one entry per cost")
         self._keys: list[str | None] | None = None
         self._hits: tuple[dict[str, float], np.ndarray, np.ndarray] | None = None
+        self._gemms: tuple[tuple[GemmEntry, ...], np.ndarray, np.ndarray] | None = None
 
         kinds: dict[str, int] = {}
         dtypes: dict[str, int] = {}
@@ -107,14 +114,27 @@ class PricedArrays:
             self._keys = [op_key(nd) if nd is not None else None for nd in self.key_nodes]
         return self._keys
 
+    def gemm_lookup(self, table: tuple[GemmEntry, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Per distinct GEMM shape, the nearest measured entry's (seconds, 2*m*n*k); kept for the last table."""
+        if self._gemms is not None and self._gemms[0] is table:
+            return self._gemms[1], self._gemms[2]
+        sec = np.empty(len(self.gemm_shapes))
+        flops = np.empty(len(self.gemm_shapes))
+        for u, (m, n, k) in enumerate(self.gemm_shapes):
+            g = nearest_gemm(table, m, n, k)
+            sec[u], flops[u] = g.seconds, 2.0 * g.m * g.n * g.k
+        self._gemms = (table, sec, flops)
+        return sec, flops
+
     def op_hits(self, table: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(indices, measured seconds) of the entries an operator-benchmark table covers; the last table's
         answer is kept (by identity)."""
         if self._hits is not None and self._hits[0] is table:
             return self._hits[1], self._hits[2]
         keys = self.op_keys()
-        idx = [i for i, k in enumerate(keys) if k is not None and self.costs[i] is not None and k in table]
-        hits = (np.array(idx, dtype=np.int64), np.array([table[keys[i]] for i in idx], dtype=float))  # type: ignore[index]
+        found = [(i, table[k]) for i, k in enumerate(keys)
+                 if k is not None and self.costs[i] is not None and k in table]
+        hits = (np.array([i for i, _ in found], dtype=np.int64), np.array([t for _, t in found], dtype=np.float64))
         self._hits = (table, *hits)
         return hits
 
@@ -190,11 +210,7 @@ def _modelled_times(arrays: PricedArrays, spec: DeviceSpec, profile: Profile) ->
     body = np.maximum(np.maximum(compute_s, memory_s), launch)
 
     if profile.gemm_table and a.gemm_idx.size:
-        sec = np.empty(len(a.gemm_shapes))
-        flops = np.empty(len(a.gemm_shapes))
-        for u, (m, nn, k) in enumerate(a.gemm_shapes):
-            g = nearest_gemm(profile.gemm_table, m, nn, k)
-            sec[u], flops[u] = g.seconds, 2.0 * g.m * g.n * g.k
+        sec, flops = a.gemm_lookup(profile.gemm_table)
         gi = a.gemm_idx
         measured = sec[a.gemm_inverse] * a.tc[gi] / flops[a.gemm_inverse]
         body[gi] = np.maximum(measured, launch)
