@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_timeline_is_a_chrome_trace(tmp_path: Path) -> None:
     # kernels on the GPU track never overlap within a phase
     for pid in {e["pid"] for e in kernels}:
         k = sorted((e["ts"], e["ts"] + e["dur"]) for e in kernels if e["pid"] == pid)
-        assert all(a[1] <= b[0] + 1e-6 for a, b in zip(k, k[1:], strict=False))
+        assert all(a[1] <= b[0] + 1e-6 for a, b in itertools.pairwise(k))
 
 
 def test_diff_eager_vs_fused(tmp_path: Path) -> None:
