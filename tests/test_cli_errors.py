@@ -266,7 +266,6 @@ def test_sweep_rejections(kw: dict[str, Any], match: str, files: dict[str, Path]
 
 CLI_CASES: dict[str, tuple[list[str], str]] = {
     "unknown_model": (["analyze", "--model", "nope/nope", "--out", "{d}/r1"], "unknown model"),
-    "bad_arch": (["analyze", "--model", "{d}/bad_arch.json", "--out", "{d}/r2"], "unsupported architecture"),
     "bad_mode": (["analyze", "--mode", "huge", "--out", "{d}/r3"], "unknown mode"),
     "bad_crops": (["analyze", "--mode", "gundam", "--crops", "4x4"], "2 to 9 tiles"),
     "zero_batch": (["analyze", "--batch", "0"], "--batch"),

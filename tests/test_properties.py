@@ -40,7 +40,7 @@ GRIDS = sorted({(w, h) for w in range(1, MAX_CROPS + 1) for h in range(1, MAX_CR
 # a few shapes per traced property, so hypothesis's pairs reuse the trace cache
 PROMPTS = (1, 12, 33, 64)
 BATCHES = (1, 2, 3, 4)
-GUNDAM_GRIDS = ((2, 1), (1, 3), (2, 2), (3, 2), (3, 3))  # 2, 3, 4, 6, 9 tiles
+GUNDAM_GRIDS = ((2, 1), (1, 3), (2, 3), (3, 3))  # 2, 3, 6, 9 tiles; 2x3 is the session fixture's
 
 
 # ---- helpers ----
@@ -130,7 +130,7 @@ def workloads(draw: st.DrawFn) -> dict[str, Any]:
     return kw
 
 
-@TRACED
+@settings(TRACED, max_examples=5)
 @given(workloads())
 def test_any_valid_workload_costs_are_non_negative(kw: dict[str, Any]) -> None:
     a = run_analysis(DEFAULT_MODEL, make_workload(**kw))
