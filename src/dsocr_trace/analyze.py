@@ -49,12 +49,14 @@ def load_model(model_id: str) -> LoadedModel:
     """Build (once per process) the meta model for a model id or config path."""
     if model_id in _MODELS:
         return _MODELS[model_id]  # type: ignore[no-any-return]
+    from dsocr_trace.models.source import load_config
+
+    cfg, source = load_config(model_id)  # before importing torch/transformers: a bad id fails at once
+
     from dsocr_trace.models.deepseek_ocr import CLIP_PATCH_CONV_PARAMS, IMAGE_TOKEN_ID, build, check_supported
     from dsocr_trace.models.params import count_params
-    from dsocr_trace.models.source import load_config
     from dsocr_trace.trace.ir import stage_of
 
-    cfg, source = load_config(model_id)
     if not _is_deepseek_ocr(cfg):
         return _load_generic(model_id, cfg, source)
     check_supported(cfg)

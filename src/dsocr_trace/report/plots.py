@@ -32,8 +32,10 @@ _SERIES_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _figure() -> Figure:
-    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+def _figure(left: float = 0.08, wspace: float = 0.2) -> Figure:
+    # fixed margins rather than a layout engine: constrained layout cost ~0.2 s per figure
+    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
+    fig.subplots_adjust(left=left, right=0.97, bottom=0.09, top=0.9, wspace=wspace)
     FigureCanvasAgg(fig)
     return fig
 
@@ -146,7 +148,7 @@ def _top(types: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 def _time_by_module_type(report: Mapping[str, Any], path: Path) -> Path:
     types: Mapping[str, Any] = report["predictions"].get("module_types", {})
-    fig = _figure()
+    fig = _figure(left=0.205, wspace=0.85)
     axes = fig.subplots(1, 2)
     for ax, phase, color in zip(axes, ("prefill", "decode"), ("tab:blue", "tab:brown"), strict=True):
         vals = _top(types.get(phase, {}))
