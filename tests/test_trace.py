@@ -94,3 +94,16 @@ def test_stage_totals(base_analysis: Analysis) -> None:
     assert s["projector"]["tc_flops"] == 2 * 256 * 2048 * 1280
     assert r["coverage"]["uncosted"] == {}
     assert r["workload"]["prefill_tokens"] == 1 + 12 + 273
+
+
+def test_report_with_predictions_is_deterministic() -> None:
+    from dsocr_trace.hardware.profile import packaged_profile
+    from dsocr_trace.hardware.spec import load_device
+    from dsocr_trace.request import predict_request
+
+    spec = load_device("h100")
+    blobs = []
+    for _ in range(2):
+        a = run_analysis(DEFAULT_MODEL, make_workload("tiny", output_tokens=30))
+        blobs.append(dumps(build_report(a, predict_request(a, spec, packaged_profile(spec), "fused"))))
+    assert blobs[0] == blobs[1]

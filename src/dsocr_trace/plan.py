@@ -177,6 +177,20 @@ def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) 
     return replay(seq), items
 
 
+def new_totals() -> dict[str, Any]:
+    return {"device_s": 0.0, "host_s": 0.0, "kernels": 0, "bound_s": {"compute": 0.0, "memory": 0.0, "launch": 0.0}}
+
+
+def add_item(acc: dict[str, Any], it: Item) -> None:
+    """Add one plan item's device and host time, kernels and bound to a running total."""
+    acc["device_s"] += it.device_s
+    acc["host_s"] += it.host_s
+    if it.time is not None and it.device_s > 0:
+        acc["kernels"] += it.cost.kernels if it.cost else 1
+        b = it.time.bound if it.time.bound in acc["bound_s"] else "launch"
+        acc["bound_s"][b] += it.device_s
+
+
 def stage_predictions(items: list[Item], result: Any) -> dict[str, dict[str, Any]]:
     """Device, host and wall time per stage.
 
@@ -187,14 +201,8 @@ def stage_predictions(items: list[Item], result: Any) -> dict[str, dict[str, Any
     out: dict[str, dict[str, Any]] = {}
     frontier = 0.0
     for i, it in enumerate(items):
-        s = out.setdefault(it.stage, {"device_s": 0.0, "host_s": 0.0, "wall_s": 0.0, "kernels": 0,
-                                      "bound_s": {"compute": 0.0, "memory": 0.0, "launch": 0.0}})
-        s["device_s"] += it.device_s
-        s["host_s"] += it.host_s
-        if it.time is not None and it.device_s > 0:
-            s["kernels"] += it.cost.kernels if it.cost else 1
-            b = it.time.bound if it.time.bound in s["bound_s"] else "launch"
-            s["bound_s"][b] += it.device_s
+        s = out.setdefault(it.stage, new_totals() | {"wall_s": 0.0})
+        add_item(s, it)
         reach = max(result.end[i], result.issue[i])
         if reach > frontier:
             s["wall_s"] += reach - frontier

@@ -18,7 +18,7 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.memory import kv_bytes_per_token, memory_plan
-from dsocr_trace.plan import EXECUTIONS, Item, plan, run_plan, stage_predictions
+from dsocr_trace.plan import EXECUTIONS, Item, add_item, new_totals, plan, run_plan, stage_predictions
 from dsocr_trace.predict import replay
 from dsocr_trace.workload import Workload
 
@@ -29,14 +29,7 @@ def _agg_items(items: list[Item], key: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for it in items:
         k = getattr(it, key) or ("Root" if key == "module_type" else "")
-        a = out.setdefault(k, {"device_s": 0.0, "host_s": 0.0, "kernels": 0,
-                               "bound_s": {"compute": 0.0, "memory": 0.0, "launch": 0.0}})
-        a["device_s"] += it.device_s
-        a["host_s"] += it.host_s
-        if it.time is not None and it.device_s > 0:
-            a["kernels"] += it.cost.kernels if it.cost else 1
-            b = it.time.bound if it.time.bound in a["bound_s"] else "launch"
-            a["bound_s"][b] += it.device_s
+        add_item(out.setdefault(k, new_totals()), it)
     return dict(sorted(out.items()))
 
 

@@ -234,6 +234,15 @@ def _matching_runs(report: dict[str, Any], measured: dict[str, Any], phase: str 
     return out
 
 
+def _emit(result: dict[str, Any], md: str, out: Path | None, force: bool, name: str) -> None:
+    """Print the Markdown table; with --out, write <name>.json and <name>.md together (or neither)."""
+    print(md)
+    if out is not None:
+        with atomic_dir(out, force) as tmp:
+            (tmp / f"{name}.json").write_bytes(dumps(result))
+            (tmp / f"{name}.md").write_text(md)
+
+
 def compare_command(report_path: Path, measured_path: Path, phase: str | None, out: Path | None,
                     force: bool) -> dict[str, Any]:
     """Predicted (a report.json with predictions) vs measured (measured.json or a torch.profiler Chrome trace)."""
@@ -271,12 +280,7 @@ def compare_command(report_path: Path, measured_path: Path, phase: str | None, o
     rows = [compare_run(report["predictions"], r, r["workload"]["phase"]) for r in runs]
     result = {"schema": "dsocr-trace/validation/1", "device": measured.get("device", {}),
               "profile": report["predictions"]["profile"]["source"], "runs": rows, "summary": summarize(rows)}
-    md = to_markdown(result)
-    print(md)
-    if out is not None:
-        with atomic_dir(out, force) as tmp:
-            (tmp / "compare.json").write_bytes(dumps(result))
-            (tmp / "compare.md").write_text(md)
+    _emit(result, to_markdown(result), out, force, "compare")
     return result
 
 
@@ -328,12 +332,7 @@ def diff_command(a_path: Path, b_path: Path, out: Path | None, force: bool) -> d
         lines += ["", "| request | A | B | B/A |", "|---|---:|---:|---:|"]
         for k, v in req.items():
             lines.append(f"| {k} | {v['a']:.4g} | {v['b']:.4g} | {v['ratio']:.2f}x |")
-    md = "\n".join(lines) + "\n"
-    print(md)
-    if out is not None:
-        with atomic_dir(out, force) as tmp:
-            (tmp / "diff.json").write_bytes(dumps(result))
-            (tmp / "diff.md").write_text(md)
+    _emit(result, "\n".join(lines) + "\n", out, force, "diff")
     return result
 
 
