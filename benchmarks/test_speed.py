@@ -42,14 +42,13 @@ def test_reports_plots_timeline(benchmark: Any, tmp_path: Path) -> None:
     from dsocr_trace.hardware.spec import load_device
     from dsocr_trace.report.build import build_report, dumps
     from dsocr_trace.report.timeline import write_timeline
-    from dsocr_trace.report.writers import write_all
+    from dsocr_trace.report.writers import trace_nodes, write_all
     from dsocr_trace.request import predict_request
-    from dsocr_trace.runner import node_rows
 
     a = run_analysis(DEFAULT_MODEL, make_workload("base"))
     spec = load_device("h100")
     report = build_report(a, predict_request(a, spec, packaged_profile(spec)))
-    rows = node_rows(a)
+    rows = trace_nodes(a)
     counter = iter(range(1000))
 
     def write() -> None:

@@ -138,27 +138,10 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
     return report
 
 
-def node_rows(a: Analysis) -> list[dict[str, Any]]:
-    """Per-node analytic rows for nodes.csv (both phases)."""
-    rows = []
-    for phase, tr in a.traces.items():
-        for n, c in zip(tr.nodes, a.costs[phase].eager, strict=True):
-            rows.append({
-                "phase": phase, "id": n.id, "op": n.op, "module_path": n.module_path, "module_type": n.module_type,
-                "stage": n.stage, "kind": c.kind if c else ("group" if n.members else "uncosted"),
-                "tc_flops": c.tc_flops if c else 0.0, "cc_flops": c.cc_flops if c else 0.0,
-                "bytes_read": c.bytes_read if c else 0.0, "bytes_written": c.bytes_written if c else 0.0,
-                "kernels": c.kernels if c else 0,
-                "input_shapes": ";".join("x".join(map(str, t.shape)) for t in n.inputs),
-                "output_shapes": ";".join("x".join(map(str, t.shape)) for t in n.outputs),
-            })
-    return rows
-
-
 def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:
-    from dsocr_trace.report.writers import write_all
+    from dsocr_trace.report.writers import trace_nodes, write_all
 
-    write_all(report, folder, nodes=node_rows(a))
+    write_all(report, folder, nodes=trace_nodes(a))
     if plots:
         from dsocr_trace.report.plots import write_plots
 

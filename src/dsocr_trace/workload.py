@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 
 from dsocr_trace.errors import UserError
 
@@ -175,7 +175,3 @@ def make_workload(mode: str, crops: str | None = None, image_size: str | None = 
     if kv_len is not None and kv_len + 1 > MAX_POSITIONS:
         raise UserError(f"--kv-len {kv_len} exceeds the model's {MAX_POSITIONS} positions")
     return wl
-
-
-def with_kv(wl: Workload, kv_len: int) -> Workload:
-    return evolve(wl, kv_len=kv_len)

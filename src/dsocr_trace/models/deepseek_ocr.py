@@ -145,10 +145,3 @@ def build(cfg: dict[str, Any], device: str | torch.device = "meta", dtype: torch
         tcfg: Any = conf.text_config
         tcfg._experts_implementation = experts_implementation
     return model.to(dtype).eval()
-
-
-def deepseek_stage(module_path: str, phase: str) -> str:
-    """Stage of a module path in this build (see `trace.ir.stage_of`)."""
-    from dsocr_trace.trace.ir import stage_of
-
-    return stage_of(module_path, phase)
