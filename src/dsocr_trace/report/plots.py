@@ -42,7 +42,7 @@ def _figure(left: float = 0.08, wspace: float = 0.2) -> Figure:
 
 def _save(fig: Figure, path: Path) -> Path:
     # no "Software: matplotlib version ..." text chunk: the bytes depend on the data only
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return path
 
 

@@ -14,6 +14,7 @@ nodes.csv): those lists run to thousands of rows and belong in a spreadsheet.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -480,6 +481,13 @@ _CLIP = re.compile(r"^UnlimitedOcr(Attention|MLP|EncoderLayer|Encoder|VisionEnco
 
 def _family_of(path: str, chain: Sequence[str], op: str = "", io_last_dims: tuple[int, ...] = ()) -> str:
     """Family of an op given its innermost module path and the class names of that module and its ancestors."""
+    kv_cat = op.startswith("aten.cat") and bool(io_last_dims) and len(set(io_last_dims)) == 1
+    return _family_cached(path, tuple(chain), kv_cat)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _family_cached(path: str, chain: tuple[str, ...], kv_cat: bool) -> str:
+    # thousands of nodes share a few hundred (path, chain) pairs: classify each pair once
     has = lambda *names: any(n in t for t in chain for n in names)  # noqa: E731
     if has("TextMoe", "TextExperts", "TopkRouter"):
         return "moe"
@@ -496,7 +504,7 @@ def _family_of(path: str, chain: Sequence[str], op: str = "", io_last_dims: tupl
     if has("RMSNorm"):
         return "rmsnorm"
     if has("TextAttention"):
-        if op.startswith("aten.cat") and io_last_dims and len(set(io_last_dims)) == 1:
+        if kv_cat:
             return "kv_cache"  # concatenation along the sequence axis: the DynamicCache growing
         return "decoder_attention"
     if has("TextMLP"):
