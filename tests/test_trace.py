@@ -71,6 +71,12 @@ def test_graphml_round_trip(base_analysis: Analysis, tmp_path: Path) -> None:
     g = merge_phases(graphs)
     path = tmp_path / "g.graphml"
     write_graphml(g, path)
+    # module aggregates in the graph are the report's (group nodes are not ops of their own)
+    totals = build_report(a)["modules"]["prefill"]
+    for path_ in ("", "model.vision_tower.sam_encoder", "model.language_model.layers.3.mlp"):
+        node = graphs["prefill"].nodes[f"mod:{path_}"]
+        assert node["ops"] == totals[path_]["ops"] and node["kernels"] == totals[path_]["kernels"]
+        assert node["tc_flops"] == totals[path_]["tc_flops"]
     back = nx.read_graphml(str(path))
     assert back.number_of_nodes() == g.number_of_nodes()
     assert back.number_of_edges() == g.number_of_edges()

@@ -15,7 +15,7 @@ import networkx as nx
 import orjson
 
 from dsocr_trace.costs import Cost, rule_name
-from dsocr_trace.trace.ir import OpNode, TensorRef, Trace
+from dsocr_trace.trace.ir import OpNode, TensorRef, Trace, parent_path, self_and_ancestors
 
 
 def _shape(t: TensorRef) -> str:
@@ -71,38 +71,28 @@ def build_graph(trace: Trace, eager: list[Cost | None], fused: dict[int, Cost]) 
 def _add_modules(g: nx.DiGraph, trace: Trace, eager: list[Cost | None]) -> None:
     """Module nodes with inclusive aggregates over every op inside them (aten kernels, not group nodes)."""
     agg: dict[str, dict[str, float]] = {}
-
-    def ensure(path: str) -> None:
-        if path in agg:
-            return
-        agg[path] = {"ops": 0, "kernels": 0, "tc_flops": 0.0, "cc_flops": 0.0, "bytes": 0.0}
-        parent = path.rsplit(".", 1)[0] if "." in path else ""
-        if path != "":
-            ensure(parent)
-
-    for path in trace.module_types:
-        ensure(path)
-    ensure("")
+    zero = {"ops": 0, "kernels": 0, "tc_flops": 0.0, "cc_flops": 0.0, "bytes": 0.0}
+    for path in [*trace.module_types, *(n.module_path for n in trace.nodes)]:
+        for p in self_and_ancestors(path):
+            agg.setdefault(p, dict(zero))
     for n in trace.nodes:
-        ensure(n.module_path)
+        if n.members:
+            continue  # a semantic group: its member ops are counted
         c = eager[n.id]
-        cur: str | None = n.module_path
-        while cur is not None:
-            a = agg[cur]
+        for p in self_and_ancestors(n.module_path):
+            a = agg[p]
             a["ops"] += 1
             if c is not None:
                 a["kernels"] += c.kernels
                 a["tc_flops"] += c.tc_flops
                 a["cc_flops"] += c.cc_flops
                 a["bytes"] += c.bytes
-            cur = None if cur == "" else (cur.rsplit(".", 1)[0] if "." in cur else "")
     for path, a in agg.items():
         g.add_node(f"mod:{path}", kind_of_node="module", module_path=path,
                    module_type=trace.module_types.get(path, "Root" if path == "" else ""),
                    calls=trace.module_calls.get(path, 0), **a)
         if path != "":
-            parent = path.rsplit(".", 1)[0] if "." in path else ""
-            g.add_edge(f"mod:{parent}", f"mod:{path}", type="contains")
+            g.add_edge(f"mod:{parent_path(path)}", f"mod:{path}", type="contains")
     for n in trace.nodes:
         g.add_edge(f"mod:{n.module_path}", f"op:{n.id}", type="contains")
 

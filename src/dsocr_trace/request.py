@@ -20,6 +20,7 @@ from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.memory import kv_bytes_per_token, memory_plan
 from dsocr_trace.plan import EXECUTIONS, Item, add_item, new_totals, plan, run_plan, stage_predictions
 from dsocr_trace.predict import replay
+from dsocr_trace.trace.ir import self_and_ancestors
 from dsocr_trace.workload import Workload
 
 SECONDS_PER_DAY = 86_400
@@ -36,15 +37,11 @@ def _agg_items(items: list[Item], key: str) -> dict[str, dict[str, Any]]:
 def _modules_inclusive(items: list[Item]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for it in items:
-        path = it.module_path
-        while True:
+        for path in self_and_ancestors(it.module_path):
             a = out.setdefault(path, {"device_s": 0.0, "host_s": 0.0, "kernels": 0})
             a["device_s"] += it.device_s
             a["host_s"] += it.host_s
             a["kernels"] += (it.cost.kernels if it.cost else 1) if it.device_s > 0 else 0
-            if path == "":
-                break
-            path = path.rsplit(".", 1)[0] if "." in path else ""
     return dict(sorted(out.items()))
 
 

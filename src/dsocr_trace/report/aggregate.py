@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from dsocr_trace.costs import NodeCosts, rule_name
-from dsocr_trace.trace.ir import STAGES, Trace
+from dsocr_trace.trace.ir import STAGES, Trace, self_and_ancestors
 
 # Report stage names: the prefill stages plus the whole decode step.
 REPORT_STAGES = ("vision.sam", "vision.clip", "projector", "decoder.prefill", "lm_head.prefill", "decode.step")
@@ -62,15 +62,11 @@ def module_totals(tr: Trace, nc: NodeCosts) -> dict[str, dict[str, Any]]:
     for n, c in zip(tr.nodes, nc.eager, strict=True):
         if n.members:
             continue
-        path = n.module_path
-        while True:
+        for path in self_and_ancestors(n.module_path):
             acc = out.get(path)
             if acc is None:
                 acc = out[path] = _zero() | {"module_type": tr.module_types.get(path, "Root" if path == "" else "")}
             _add(acc, c)
-            if path == "":
-                break
-            path = path.rsplit(".", 1)[0] if "." in path else ""
     for path, acc in out.items():
         acc["calls"] = tr.module_calls.get(path, 0)
     return dict(sorted(out.items()))

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dsocr_trace.trace.ir import parent_path, self_and_ancestors
+
 if TYPE_CHECKING:
     from dsocr_trace.analyze import Analysis
 
@@ -517,12 +519,7 @@ def _family_cached(path: str, chain: tuple[str, ...], kv_cat: bool) -> str:
 
 
 def _chain(path: str, types: Mapping[str, str]) -> list[str]:
-    out = [types.get(path, "")]
-    p = path
-    while p:
-        p = p.rsplit(".", 1)[0] if "." in p else ""
-        out.append(types.get(p, ""))
-    return [t for t in out if t]
+    return [t for p in self_and_ancestors(path) if (t := types.get(p, ""))]
 
 
 _TOTAL_KEYS = ("tc_flops", "cc_flops", "bytes_read", "bytes_written", "ops", "kernels")
@@ -538,7 +535,7 @@ def _exclusive(mods: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, flo
     for p, m in mods.items():
         if p == "":
             continue
-        parent = p.rsplit(".", 1)[0] if "." in p else ""
+        parent = parent_path(p)
         if parent in excl:
             for k in _TOTAL_KEYS:
                 excl[parent][k] -= _num(m.get(k))

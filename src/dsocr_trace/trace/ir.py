@@ -7,6 +7,7 @@ cached and compared across the dispatch and export paths.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from attrs import define, field, frozen
@@ -126,6 +127,21 @@ class Trace:
 
     def by_id(self) -> dict[int, OpNode]:
         return {n.id: n for n in self.nodes}
+
+
+def parent_path(module_path: str) -> str:
+    """The enclosing module's path ("" is the root)."""
+    return module_path.rsplit(".", 1)[0] if "." in module_path else ""
+
+
+def self_and_ancestors(module_path: str) -> Iterator[str]:
+    """The module path, its parent, ... up to and including the root ""."""
+    path = module_path
+    while True:
+        yield path
+        if path == "":
+            return
+        path = parent_path(path)
 
 
 def stage_of(module_path: str, phase: str) -> str:
