@@ -21,26 +21,32 @@ META = torch.device("meta")
 
 
 def prefill_inputs(wl: Workload, image_token_id: int, device: torch.device = META,
-                   dtype: torch.dtype = torch.bfloat16) -> dict[str, Any]:
-    """Model inputs of a prefill: ids with the image placeholders, the global view, and Gundam tiles."""
-    b, s = wl.batch, wl.prefill_tokens
+                   dtype: torch.dtype = torch.bfloat16, gen: torch.Generator | None = None) -> dict[str, Any]:
+    """Model inputs of a prefill: ids with the image placeholders, the global view, and Gundam tiles.
+
+    On a real device the ids are BOS, the image placeholders, then prompt tokens 1000, 1001, ...; with `gen`
+    the pixels are drawn from it (global view first, then the tiles), else left uninitialised."""
+    b, s, v = wl.batch, wl.prefill_tokens, wl.vision_tokens
     if device.type == "meta":
         ids = torch.empty(b, s, dtype=torch.long, device=device)
     else:
-        # BOS, image placeholders, then prompt text tokens
-        ids = torch.full((b, s), 1000, dtype=torch.long, device=device)
+        ids = torch.empty(b, s, dtype=torch.long, device=device)
         ids[:, 0] = 0
-        ids[:, 1:1 + wl.vision_tokens] = image_token_id
+        ids[:, 1:1 + v] = image_token_id
+        ids[:, 1 + v:] = 1000 + torch.arange(s - 1 - v, device=device)
+
+    def pixels(*shape: int) -> torch.Tensor:
+        if gen is None:
+            return torch.empty(*shape, dtype=dtype, device=device)
+        return torch.randn(shape, generator=gen, device=device).to(dtype)
+
     r = wl.base_size
-    inputs: dict[str, Any] = {
-        "input_ids": ids,
-        "pixel_values": torch.empty(b, 3, r, r, dtype=dtype, device=device),
-    }
+    inputs: dict[str, Any] = {"input_ids": ids, "pixel_values": pixels(b, 3, r, r)}
     if wl.crops:
         w, h = wl.crops
         t = wl.tile_size
         inputs.update(
-            pixel_values_local=torch.empty(b * w * h, 3, t, t, dtype=dtype, device=device),
+            pixel_values_local=pixels(b * w * h, 3, t, t),
             num_local_patches=[w * h] * b,
             patches_grid=[[w, h]] * b,
         )

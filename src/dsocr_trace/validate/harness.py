@@ -292,25 +292,11 @@ def workload_dict(wl: Any, phase: str, kv_len: int | None) -> dict[str, Any]:
 
 
 def prefill_inputs(wl: Any, device: torch.device, gen: torch.Generator) -> dict[str, Any]:
+    """The traced prefill's inputs on the GPU, pixels drawn from `gen` (see trace.capture.prefill_inputs)."""
     from dsocr_trace.models.deepseek_ocr import IMAGE_TOKEN_ID
+    from dsocr_trace.trace.capture import prefill_inputs as traced_inputs
 
-    b, s, v = wl.batch, wl.prefill_tokens, wl.vision_tokens
-    ids = torch.empty((b, s), dtype=torch.long)
-    ids[:, 0] = 0
-    ids[:, 1:1 + v] = IMAGE_TOKEN_ID
-    ids[:, 1 + v:] = 1000 + torch.arange(s - 1 - v)
-    r = wl.base_size
-    kw: dict[str, Any] = {
-        "input_ids": ids.to(device),
-        "pixel_values": torch.randn((b, 3, r, r), generator=gen, device=device).to(torch.bfloat16),
-    }
-    if wl.crops:
-        w, h = wl.crops
-        t = wl.tile_size
-        kw["pixel_values_local"] = torch.randn((b * w * h, 3, t, t), generator=gen, device=device).to(torch.bfloat16)
-        kw["num_local_patches"] = [w * h] * b
-        kw["patches_grid"] = [[w, h]] * b
-    return kw
+    return traced_inputs(wl, IMAGE_TOKEN_ID, device, gen=gen)
 
 
 def text_config_of(model: nn.Module) -> Any:
