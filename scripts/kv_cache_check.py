@@ -9,40 +9,23 @@ and V per layer, and RoPE's rotate_half).
 
 from __future__ import annotations
 
-import bisect
-import gzip
-import json
 from pathlib import Path
 
 from dsocr_trace.analyze import run_analysis
 from dsocr_trace.hardware.profile import packaged_profile
 from dsocr_trace.hardware.spec import load_device
 from dsocr_trace.request import predict_request
+from dsocr_trace.validate.chrome import kernel_owners, load_trace
 from dsocr_trace.workload import make_workload
 
 TRACE = Path(__file__).resolve().parents[1] / "benchmarks/results/h100/trace_decode_kv1000_b1.json.gz"
 
 
 def measured_us() -> tuple[int, float]:
-    ev = json.load(gzip.open(TRACE))["traceEvents"]
-    launch = {e["args"]["correlation"]: e for e in ev
-              if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
-    ranges = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"][4:]) for e in ev
-                    if e.get("cat") == "user_annotation" and e["name"].startswith("mod:"))
-    step = min((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in ev
-               if e.get("cat") == "user_annotation" and e["name"] == "dsocr:step")
-    starts = [r[0] for r in ranges]
-    n, total = 0, 0.0
-    for e in ev:
-        if e.get("cat") != "kernel" or "CatArrayBatchedCopy" not in e["name"]:
-            continue
-        ts = float(launch[e["args"]["correlation"]]["ts"])
-        if not step[0] <= ts <= step[1]:
-            continue
-        owner = next((p for s, end, p in reversed(ranges[:bisect.bisect_right(starts, ts)]) if s <= ts <= end), "")
-        if owner.endswith("self_attn"):
-            n, total = n + 1, total + float(e["dur"])
-    return n, total
+    _, owned = kernel_owners(load_trace(TRACE))
+    cats = [e for e, owner, step in owned
+            if step == 0 and "CatArrayBatchedCopy" in e["name"] and owner.endswith("self_attn")]
+    return len(cats), sum(float(e["dur"]) for e in cats)
 
 
 def main() -> None:

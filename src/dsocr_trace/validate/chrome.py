@@ -34,7 +34,11 @@ def load_trace(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def modules_from_trace(events: list[dict[str, Any]], stage_fn: Any, phase: str) -> list[dict[str, Any]]:
+def kernel_owners(events: list[dict[str, Any]]) -> tuple[int, list[tuple[dict[str, Any], str, int]]]:
+    """(number of steps, [(device event, owning module path, step index)]) for every kernel, memcpy and memset.
+
+    A kernel belongs to the innermost `mod:` range enclosing the CPU launch that issued it (same thread), and
+    to the `dsocr:step` range holding that launch (one step spanning the trace when there is none)."""
     launches = {e["args"]["correlation"]: e for e in events
                 if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
     ranges: dict[Any, list[tuple[float, float, str]]] = {}
@@ -54,7 +58,7 @@ def modules_from_trace(events: list[dict[str, Any]], stage_fn: Any, phase: str) 
     starts = {tid: sorted(r) for tid, r in ranges.items()}
     keys = {tid: [r[0] for r in rs] for tid, rs in starts.items()}
     steps = sorted(steps) or [(float("-inf"), float("inf"))]
-    runs: list[dict[str, Any]] = [{"modules": {}, "total_us": 0.0, "kernels": 0} for _ in steps]
+    owned = []
     for e in events:
         if e.get("cat") not in _DEVICE_CATS:
             continue
@@ -70,8 +74,15 @@ def modules_from_trace(events: list[dict[str, Any]], stage_fn: Any, phase: str) 
                 owner = path
                 break
         k = next((j for j, (s, end) in enumerate(steps) if s <= ts <= end), None)
-        if k is None:
-            continue
+        if k is not None:
+            owned.append((e, owner, k))
+    return len(steps), owned
+
+
+def modules_from_trace(events: list[dict[str, Any]], stage_fn: Any, phase: str) -> list[dict[str, Any]]:
+    n_steps, owned = kernel_owners(events)
+    runs: list[dict[str, Any]] = [{"modules": {}, "total_us": 0.0, "kernels": 0} for _ in range(n_steps)]
+    for e, owner, k in owned:
         run = runs[k]
         m = run["modules"].setdefault(owner, {"device_s": 0.0, "kernels": 0})
         m["device_s"] += float(e["dur"]) * 1e-6
