@@ -319,41 +319,48 @@ def diff_command(a_path: Path, b_path: Path, out: Path | None, force: bool) -> d
     return result
 
 
+CALIBRATION_HOST_DECODE = "1:300,1000;8:300,1000"  # eager and CUDA-graph decode steps for the host probe
+
+
 def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
-    """Microbenchmarks + operator benchmarks of every traced op + a host probe, on cuda:0 -> a profile."""
+    """Probes, microbenchmarks and the fixed operator sweep on cuda:0, plus eager/graph decode steps of the
+    calibration set for the host costs -> a profile (dsocr-trace/profile/2: the measurements; the kernel-family
+    models are fitted from them when the profile is loaded)."""
     import json
+    import sys
     import tempfile
+    import time
 
     import torch
 
-    from dsocr_trace.hardware.calibration import fit_graph_gap, fit_host_costs, profile_from_calibration
-    from dsocr_trace.hardware.profile import save_profile
-    from dsocr_trace.validate import calibrate, harness, opbench
+    from dsocr_trace.hardware.calibration import profile_document
+    from dsocr_trace.validate import calibrate, harness
     from dsocr_trace.validate.offline import device_for, graph_rows, host_rows
-    from dsocr_trace.workload import make_workload as mk
 
     if not torch.cuda.is_available():
         raise UserError("calibrate measures the local GPU and found no CUDA device: run it on the GPU machine")
     check_target(out, force, "profile file")
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         calibrate.main(["--out", str(tmp / "calibration.json")] + (["--quick"] if quick else []))
-        wls: list[tuple[Any, list[int]]] = [(mk(m, output_tokens=1), []) for m in ("tiny", "small", "base", "large")]
-        wls += [(mk("gundam", crops=c, output_tokens=1), []) for c in ("2x3", "3x3")]
-        wls += [(mk("base", batch=b, output_tokens=1), [300, 1000, 4000]) for b in (1, 8)]
-        ops = opbench.emit(model, wls)["ops"]
-        times = opbench.run(ops, torch.device("cuda:0"))
-        harness.main(["--out", str(tmp), "--modes", "", "--decode-kv", "300,1000", "--batches", "1", "--quick",
+        harness.main(["--out", str(tmp), "--modes", "", "--decode", CALIBRATION_HOST_DECODE, "--quick",
                       "--trace", "none"])
         cal = json.loads((tmp / "calibration.json").read_text())
         measured = json.loads((tmp / "measured.json").read_text())
-        spec = device_for(torch.cuda.get_device_name(0))
-        prof = profile_from_calibration(cal, spec, source=f"calibrated:{out.name}", op_times=times)
-        prof = fit_host_costs(prof, host_rows(model, measured["runs"]))
-        prof = fit_graph_gap(prof, graph_rows(measured["runs"]))
+    spec = device_for(torch.cuda.get_device_name(0))
+    doc = profile_document(cal, spec.key, host_rows(model, measured["runs"]), graph_rows(measured["runs"]),
+                           command=" ".join(["dsocr-trace", *sys.argv[1:]]), elapsed_s=time.perf_counter() - t0)
     with atomic_file(out, force, "profile file") as tmpf:
-        save_profile(prof, tmpf)
-    print(f"wrote {out}: {len(prof.op_table)} measured ops, host {prof.host_op_s * 1e6:.1f} us per call")
+        tmpf.write_bytes(orjson_dumps(doc))
+    print(f"wrote {out}: {len(doc['sweep']['points'])} sweep points, host {doc['host']['per_call_s'] * 1e6:.1f} "
+          f"us per call, graph gap {doc['host']['graph_kernel_s'] * 1e6:.2f} us, {doc['elapsed_s']:.0f} s")
+
+
+def orjson_dumps(doc: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
 def validate_command(*, model: str, mode: str, crops: str | None, batch: int, decode_kv: str, profile: Path | None,

@@ -158,3 +158,49 @@ def fit_graph_gap(profile: Profile, rows: list[tuple[float, float, int]]) -> Pro
     if not gaps:
         return profile
     return evolve(profile, graph_kernel_s=statistics.median(gaps))
+
+
+PROFILE2_SCHEMA = "dsocr-trace/profile/2"
+
+
+def host_per_call(rows: list[tuple[int, int, int, float]]) -> float | None:
+    """Host seconds per Python-level torch call, least squares through the origin over host-bound eager steps
+    (calls launching kernels + calls launching none, measured wall): see fit_host_costs."""
+    pts = [(k + v, w) for k, v, _, w in rows if k + v > 0]
+    if not pts:
+        return None
+    return sum(c * w for c, w in pts) / sum(c * c for c, _ in pts)
+
+
+def graph_gap(rows: list[tuple[float, float, int]]) -> float | None:
+    """Median per-kernel gap of CUDA-graph replays: (graph wall, eager kernel time, kernels) per step."""
+    gaps = [(w - d) / k for w, d, k in rows if k > 0 and w > d]
+    return statistics.median(gaps) if gaps else None
+
+
+def profile_document(cal: dict[str, Any], device_key: str, host: list[tuple[int, int, int, float]],
+                     graph: list[tuple[float, float, int]], command: str, elapsed_s: float) -> dict[str, Any]:
+    """The profile file `dsocr-trace calibrate` writes (schema dsocr-trace/profile/2): what was measured, as
+    measured. The latency model's kernel families are fitted from `sweep.points` when it is loaded."""
+    dev = cal.get("device") or {}
+    peaks = cal.get("peaks") or {}
+    return {
+        "schema": PROFILE2_SCHEMA,
+        "source": "calibrated",
+        "device": device_key,
+        "gpu": dev.get("name"), "sm_count": dev.get("sm_count"), "l2_bytes": dev.get("l2_bytes"),
+        "memory_bytes": dev.get("memory_bytes"), "driver": dev.get("driver"), "torch": dev.get("torch"),
+        "cuda": dev.get("cuda"), "transformers": dev.get("transformers"), "date": dev.get("date"),
+        "host_cpu": dev.get("host_cpu"),
+        "command": command,
+        "elapsed_s": elapsed_s,
+        "peaks": {"tc_flops": peaks.get("tc_flops"), "mem_bw": peaks.get("mem_bw")},
+        "probes": {k: cal.get(k) for k in ("launch_s", "graph_kernel_s", "host_op_s", "host_op_inplace_s",
+                                            "host_linear_s", "host_module_s")},
+        "host": {"per_call_s": host_per_call(host), "graph_kernel_s": graph_gap(graph),
+                 "fitted_on": {"eager_decode_steps": [list(r) for r in host],
+                               "graph_decode_steps": [list(r) for r in graph]}},
+        "microbench": {k: cal.get(k, []) for k in ("gemm", "grouped_gemm", "attention", "conv", "memory")},
+        "sweep": cal.get("sweep") or {"points": {}, "errors": {}, "workloads": []},
+        "errors": cal.get("errors") or {},
+    }

@@ -401,11 +401,30 @@ def bench_host(device: torch.device, n: int = 500) -> dict[str, float]:
             "host_module_s": module - functional}
 
 
+def run_sweep_points(device: torch.device, quick: bool = False, model_id: str | None = None,
+                     log_fn: Callable[[str], None] = log) -> dict[str, Any]:
+    """The fixed calibration sweep (validate.calsweep) timed by the operator benchmark: {"schema", "workloads",
+    "points": {key: spec + seconds + kernels}, "errors", "elapsed_s"}. `quick` keeps every 4th spec (smoke)."""
+    from dsocr_trace.validate import calsweep, opbench
+
+    t0 = time.perf_counter()
+    sweep = calsweep.build_sweep(model_id or calsweep.MODEL)
+    ops = sweep["ops"]
+    if quick:
+        ops = {k: v for i, (k, v) in enumerate(ops.items()) if i % 4 == 0 and opbench._spec_bytes(v, 1) < 64e6}
+    log_fn(f"sweep: {len(ops)} op specs built in {time.perf_counter() - t0:.1f} s")
+    res = opbench.run(ops, device, reps=3 if device.type == "cpu" else 5, log_every=500)
+    points = {k: {**ops[k], "seconds": t, "kernels": res["kernels"].get(k, [])} for k, t in res["times"].items()}
+    return {"schema": sweep["schema"], "workloads": sweep["workloads"], "points": dict(sorted(points.items())),
+            "errors": res["errors"], "elapsed_s": time.perf_counter() - t0, "method": res["method"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dsocr_trace.validate.calibrate", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output JSON file")
     ap.add_argument("--quick", action="store_true", help="fewer shapes (smoke runs)")
     ap.add_argument("--device", default="cuda:0", help="cuda:0 (default) or cpu (smoke test only)")
+    ap.add_argument("--no-sweep", action="store_true", help="microbenchmarks only (no operator sweep)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -440,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         ("memory", lambda: doc.__setitem__("memory", bench_memory(bench, device, MEM_SIZES[:4] if cpu else (
             MEM_SIZES[::2] if args.quick else MEM_SIZES)))),
     ]
+    if not args.no_sweep:
+        steps.append(("sweep", lambda: doc.__setitem__("sweep", run_sweep_points(device, small))))
     for name, fn in steps:
         ts = time.perf_counter()
         try:

@@ -203,6 +203,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(name=props.name, sm_count=props.multi_processor_count, memory_bytes=props.total_memory,
+                    l2_bytes=getattr(props, "L2_cache_size", None),
                     capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version())
         try:
             q = "driver_version,clocks.max.sm,clocks.max.mem,power.limit"
@@ -566,23 +567,41 @@ def summarise_profile(walks: list[dict[str, Any]], calls: Mapping[str, int], pha
 
 
 @torch.no_grad()
-def run_checks(model: nn.Module, kw: dict[str, Any]) -> dict[str, Any]:
-    """One untimed step: logits finite, and how many experts layer 1's router picks."""
-    hit: dict[str, int] = {}
-    mods = dict(model.named_modules())
-    gate = mods.get("model.language_model.layers.1.mlp.gate")
-    handle = None
-    if gate is not None:
-        def hook(_m: nn.Module, _a: Any, out: Any) -> None:
-            hit["n"] = int(torch.unique(out[2]).numel())
-        handle = gate.register_forward_hook(hook)
+def run_checks(model: nn.Module, kw: dict[str, Any], device: torch.device, held_bytes: int = 0) -> dict[str, Any]:
+    """One untimed step: logits finite; the experts each MoE layer's router picked (rows per expert: the
+    routing this random-weight model really produced, which predictions of this run use); and the step's
+    device memory: allocated before it, the peak during it (torch.cuda.max_memory_allocated), and the bytes
+    the harness itself holds beside the model's inputs (`held_bytes`: the reference copy of a decode cache)."""
+    counts: dict[int, list[int]] = {}
+    handles = []
+    for path, mod in model.named_modules():
+        if path.startswith("model.language_model.layers.") and path.endswith(".mlp.gate"):
+            layer = int(path.split(".")[3])
+
+            def hook(m: nn.Module, _a: Any, out: Any, layer: int = layer) -> None:
+                n_exp = int(getattr(m, "n_routed_experts", 0) or getattr(m, "num_experts", 0) or 64)
+                idx = out[2] if isinstance(out, (tuple, list)) and len(out) > 2 else out[1]
+                counts[layer] = torch.bincount(idx.flatten().long(), minlength=n_exp).tolist()
+            handles.append(mod.register_forward_hook(hook))
+    mem: dict[str, Any] = {}
     try:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            mem["allocated_before_bytes"] = torch.cuda.memory_allocated(device)
         logits, _ = model(**kw)
         finite = bool(torch.isfinite(logits).all().item())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            mem["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+            mem["held_by_harness_bytes"] = held_bytes
+        del logits
     finally:
-        if handle is not None:
-            handle.remove()
-    return {"logits_finite": finite, "experts_hit_layer1": hit.get("n")}
+        for h in handles:
+            h.remove()
+    l1 = counts.get(1)
+    return {"logits_finite": finite, "experts_hit_layer1": sum(1 for c in l1 if c) if l1 else None,
+            "expert_rows": {str(k): v for k, v in sorted(counts.items())}, "memory": mem}
 
 
 @torch.no_grad()
@@ -644,8 +663,12 @@ def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: t
         prepare = dec.kwargs
 
     t0 = time.perf_counter()
-    checks = run_checks(model, prepare())
-    for _ in range(opts.warmup - 1):
+    model(**prepare())  # warm-up outside the memory check (cuBLAS handles, workspaces, autotuning)
+    held = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in dec.kv) if dec else 0
+    checks = run_checks(model, prepare(), device, held)
+    if checks.get("memory"):
+        checks["memory"]["weights_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
+    for _ in range(opts.warmup - 2):
         model(**prepare())
     _sync(device)
     t_warm = time.perf_counter() - t0
@@ -695,10 +718,19 @@ def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: t
 
 def parse_modes(text: str) -> list[tuple[str, str | None, int]]:
     """'tiny,gundam:2x3,base@8' -> [(mode, crops, batch)]."""
+    return [(m, c, b) for m, c, b, _ in parse_workloads(text)]
+
+
+def parse_workloads(text: str) -> list[tuple[str, str | None, int, int]]:
+    """'tiny,gundam:2x3,base@8,base+p600' -> [(mode, crops, batch, prompt tokens)] (prompt default 12)."""
     out = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
+        prompt = 12
+        if "+p" in item:
+            item, p = item.split("+p", 1)
+            prompt = int(p)
         batch = 1
         if "@" in item:
             item, b = item.split("@", 1)
@@ -706,7 +738,18 @@ def parse_modes(text: str) -> list[tuple[str, str | None, int]]:
         crops = None
         if ":" in item:
             item, crops = item.split(":", 1)
-        out.append((item, crops, batch))
+        out.append((item, crops, batch, prompt))
+    return out
+
+
+def parse_decode(text: str) -> list[tuple[int, int]]:
+    """'1:300,1000;16:2000' -> [(batch, kv), ...] in the given order."""
+    out = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        b, _, kvs = part.partition(":")
+        out += [(int(b), kv) for kv in parse_ints(kvs)]
     return out
 
 
@@ -721,12 +764,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"prefill workloads mode[:WxH][@batch], comma-separated, '' = none (default {DEFAULT_MODES})")
     ap.add_argument("--decode-kv", default=DEFAULT_KV, help="decode KV lengths ('' for none)")
     ap.add_argument("--batches", default=DEFAULT_BATCHES, help="decode batch sizes")
+    ap.add_argument("--decode", default=None,
+                    help="decode points as 'B:KV,KV;B:KV' (overrides --batches x --decode-kv)")
     ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke runs)")
     ap.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu (CPU: smoke test only)")
     ap.add_argument("--experts", default=None, help="transformers experts_implementation (default: its default)")
     ap.add_argument("--no-graph", action="store_true", help="skip the CUDA-graph decode replays")
-    ap.add_argument("--trace", choices=("default", "first", "none"), default="default",
-                    help="chrome traces: base prefill B1 + decode KV1000 B1 (default), first run per phase, none")
+    ap.add_argument("--trace", choices=("default", "first", "all", "none"), default="default",
+                    help="chrome traces: base prefill B1 + decode KV1000 B1 (default), first run per phase, "
+                         "every eager run (into DIR/traces/), none")
     ap.add_argument("--seed", type=int, default=0)
     return ap
 
@@ -756,11 +802,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     plan: list[tuple[Any, str, int | None]] = []
-    for mode, crops, batch in parse_modes(args.modes):
-        plan.append((make_workload(mode, crops=crops, batch=batch), "prefill", None))
-    for batch in parse_ints(args.batches) if args.decode_kv.strip() else []:
-        for kv_len in parse_ints(args.decode_kv):
-            plan.append((make_workload("base", batch=batch, kv_len=kv_len), "decode", kv_len))
+    for mode, crops, batch, prompt in parse_workloads(args.modes):
+        plan.append((make_workload(mode, crops=crops, batch=batch, prompt_tokens=prompt, output_tokens=1),
+                     "prefill", None))
+    if args.decode is not None:
+        pairs = parse_decode(args.decode)
+    else:
+        pairs = [(b, kv) for b in (parse_ints(args.batches) if args.decode_kv.strip() else [])
+                 for kv in parse_ints(args.decode_kv)]
+    for batch, kv_len in pairs:
+        plan.append((make_workload("base", batch=batch, kv_len=kv_len, output_tokens=1), "decode", kv_len))
     log(f"device {device}; {len(plan)} workloads; building the model with random weights")
     torch.manual_seed(args.seed)
     model = build_random_model(device, seed=args.seed, experts_implementation=args.experts)
@@ -787,6 +838,11 @@ def main(argv: list[str] | None = None) -> int:
                                                              or (phase == "decode" and kv == 1000)):
             trace_path = out_dir / (f"trace_prefill_{wl.label}_b1.json.gz" if phase == "prefill"
                                     else f"trace_decode_kv{kv}_b1.json.gz")
+        if args.trace == "all":
+            (out_dir / "traces").mkdir(exist_ok=True)
+            trace_path = out_dir / "traces" / (f"prefill_{wl.label.replace(':', '_')}_b{wl.batch}_p{wl.prompt_tokens}"
+                                               f".json.gz" if phase == "prefill"
+                                               else f"decode_kv{kv}_b{wl.batch}.json.gz")
         if trace_path is not None:
             traced.add(phase)
         try:

@@ -12,6 +12,7 @@ The times go into the profile's op table; predictions use them for every node wh
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import torch
 import torch.nn.functional as F
 
@@ -41,16 +43,32 @@ def spec_of(node: OpNode) -> dict[str, Any]:
             "call": node.call, "attrs": node.attrs if node.op == ATTENTION else {}}
 
 
-def emit(model_id: str, workloads: list[tuple[Any, list[int]]]) -> dict[str, Any]:
-    """workloads: (Workload, decode KV lengths). Returns {"schema", "ops": {key: spec}} over all their nodes."""
+def spec_key(spec: dict[str, Any]) -> str:
+    """The op key of a spec: equal to `trace.opkey.op_key(node)` when spec = spec_of(node)."""
+    tensors = [[list(r["shape"]), list(r["strides"]), r["dtype"], int(r["offset"])] for r in spec["inputs"]]
+    if spec["op"] == ATTENTION:
+        a = spec["attrs"]
+        sig: dict[str, Any] = {"op": spec["op"], "tensors": tensors, "causal": a["causal"], "mask": a["mask"],
+                               "scale": a["scale"]}
+    else:
+        sig = {"op": spec["op"], "tensors": tensors, "call": spec["call"]}
+    if spec.get("offsets") is not None:
+        sig["offsets"] = list(spec["offsets"])
+    blob = orjson.dumps(sig, option=orjson.OPT_SORT_KEYS)
+    return f"{spec['op']}#{hashlib.sha1(blob).hexdigest()[:16]}"
+
+
+def emit_sources(model_id: str, workloads: list[tuple[str, Any, list[int]]]) -> dict[str, dict[str, Any]]:
+    """workloads: (label, Workload, decode KV lengths). One spec per distinct op key over all their nodes, each
+    with `sources`: the labels of the workloads whose traces hold it."""
     from dsocr_trace.analyze import load_model, trace_phase
     from dsocr_trace.costs import cost_of
     from dsocr_trace.trace.opkey import op_key
 
     lm = load_model(model_id)
-    ops: dict[str, Any] = {}
-    for wl, kvs in workloads:
-        traces = [trace_phase(lm, model_id, wl, "prefill")] if wl.mode else []
+    ops: dict[str, dict[str, Any]] = {}
+    for label, wl, kvs in workloads:
+        traces = [trace_phase(lm, model_id, wl, "prefill")] if not kvs else []
         traces += [trace_phase(lm, model_id, wl, "decode", kv_len=kv) for kv in kvs]
         for tr in traces:
             for n in tr.nodes:
@@ -58,9 +76,18 @@ def emit(model_id: str, workloads: list[tuple[Any, list[int]]]) -> dict[str, Any
                 if c is None or c.kernels == 0 or n.op.startswith(_SKIP):
                     continue
                 key = op_key(n)
-                if key is not None and key not in ops:
-                    ops[key] = spec_of(n)
-    return {"schema": SCHEMA_OPS, "ops": dict(sorted(ops.items()))}
+                if key is None:
+                    continue
+                spec = ops.setdefault(key, {**spec_of(n), "sources": []})
+                if label not in spec["sources"]:
+                    spec["sources"].append(label)
+    return dict(sorted(ops.items()))
+
+
+def emit(model_id: str, workloads: list[tuple[Any, list[int]]]) -> dict[str, Any]:
+    """workloads: (Workload, decode KV lengths). Returns {"schema", "ops": {key: spec}} over all their nodes."""
+    labelled = [(f"{wl.label}@{wl.batch}" + (":decode" if kvs else ""), wl, kvs) for wl, kvs in workloads]
+    return {"schema": SCHEMA_OPS, "ops": emit_sources(model_id, labelled)}
 
 
 # -- GPU side ---------------------------------------------------------------------------------------------
@@ -118,9 +145,12 @@ def _prepare(spec: dict[str, Any], device: torch.device, gen: torch.Generator) -
     elif op.startswith("aten.embedding"):
         _fill_int(tensors[1], refs[0]["shape"][0], gen)
     elif op.startswith("aten._grouped_mm") and len(tensors) > 2:
-        rows, groups = refs[0]["shape"][0], refs[2]["shape"][0]
-        cuts = torch.linspace(0, rows, groups + 1, device=device)[1:].round().to(tensors[2].dtype)
-        tensors[2].copy_(cuts)
+        if spec.get("offsets") is not None:  # the routing the spec was made with (cumulative rows per expert)
+            cuts = torch.tensor(spec["offsets"], device=device)
+        else:
+            rows, groups = refs[0]["shape"][0], refs[2]["shape"][0]
+            cuts = torch.linspace(0, rows, groups + 1, device=device)[1:].round()
+        tensors[2].copy_(cuts.to(tensors[2].dtype))
     elif op.startswith("aten.masked_scatter"):
         mask, source = tensors[1], tensors[2]
         row = refs[0]["shape"][-1]
@@ -162,62 +192,114 @@ def kernel_us(ev: Any) -> float:
     return us + sum(kernel_us(ch) for ch in ev.cpu_children)
 
 
+def kernel_names(ev: Any) -> list[str]:
+    """Names of the kernels launched under a profiler event, in launch order (what the library picked)."""
+    names = [str(k.name) for k in ev.kernels if not k.name.startswith("op|")]
+    for ch in ev.cpu_children:
+        names += kernel_names(ch)
+    return names
+
+
+def _spec_bytes(spec: dict[str, Any], reps: int) -> int:
+    """Device bytes a prepared spec holds: inputs (parameters once per rotation set) and one output's worth."""
+    total = 0
+    biggest = 0
+    for r in spec["inputs"]:
+        extent = int(r["offset"]) + 1 + sum((s - 1) * st for s, st in zip(r["shape"], r["strides"], strict=True)
+                                            if s > 0)
+        nbytes = extent * 4
+        biggest = max(biggest, nbytes)
+        sets = max(1, min(reps + 1, math.ceil(ROTATE_BYTES / max(nbytes, 1)))) if r["param"] else 1
+        total += nbytes * sets
+    return total + 2 * biggest
+
+
+CHUNK_OPS = 100  # bounded profiler sessions keep event processing fast
+CHUNK_BYTES = 24 << 30  # inputs prepared at once
+
+
+def _chunks(ops: dict[str, Any], reps: int) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    used = 0
+    for key, spec in ops.items():
+        b = _spec_bytes(spec, reps)
+        if out[-1] and (len(out[-1]) >= CHUNK_OPS or used + b > CHUNK_BYTES):
+            out.append([])
+            used = 0
+        out[-1].append(key)
+        used += b
+    return [c for c in out if c]
+
+
+def _make_runner(spec: dict[str, Any], device: torch.device, gen: torch.Generator, reps: int) -> Any:
+    base = _prepare(spec, device, gen)
+    param_bytes = sum(t.numel() * t.element_size() for t, r in zip(base, spec["inputs"], strict=True) if r["param"])
+    n = 1 if param_bytes == 0 else max(1, min(reps + 1, math.ceil(ROTATE_BYTES / max(param_bytes, 1))))
+    sets = [base] + [[(t.clone() if r["param"] else t) for t, r in zip(base, spec["inputs"], strict=True)]
+                     for _ in range(n - 1)]
+    fn = _runner(spec, sets, device)
+    fn(0)
+    fn(1)
+    return fn
+
+
 def run(ops: dict[str, Any], device: torch.device, reps: int = 5, log_every: int = 200) -> dict[str, Any]:
     """Kernel time per op: the sum of the kernels torch.profiler attributes to the CPU ops under a
     record_function range around each call (the validation harness's per-module measure), median over `reps`
-    calls after a warm-up. Back-to-back elapsed time would add inter-kernel gaps and host stalls."""
+    calls after a warm-up. Back-to-back elapsed time would add inter-kernel gaps and host stalls.
+
+    Ops are prepared and timed in chunks bounded by count and device memory, then freed. Also returns the
+    kernel names of each op's first timed call (`kernels`): the library's choice of kernel (tile shape)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, record_function
 
     gen = torch.Generator(device=device)
     gen.manual_seed(0)
     times: dict[str, float] = {}
+    names: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
-    runners: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for key, spec in ops.items():
-        try:
-            base = _prepare(spec, device, gen)
-            param_bytes = sum(t.numel() * t.element_size() for t, r in zip(base, spec["inputs"], strict=True)
-                              if r["param"])
-            n = 1 if param_bytes == 0 else max(1, min(reps + 1, math.ceil(ROTATE_BYTES / max(param_bytes, 1))))
-            sets = [base] + [[(t.clone() if r["param"] else t) for t, r in zip(base, spec["inputs"], strict=True)]
-                             for _ in range(n - 1)]
-            fn = _runner(spec, sets, device)
-            fn(0)
-            fn(1)
-            runners[key] = fn
-        except Exception as exc:  # an op we cannot replay standalone: recorded, predicted from curves
-            errors[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     per_call: dict[str, list[float]] = {}
-    keys = list(runners)
-    chunk = 100  # bounded profiler sessions keep event processing fast
-    for start in range(0, len(keys), chunk):
-        part = keys[start:start + chunk]
+    done = 0
+    for part in _chunks(ops, reps):
+        runners: dict[str, Any] = {}
+        for key in part:
+            try:
+                runners[key] = _make_runner(ops[key], device, gen, reps)
+            except Exception as exc:  # an op we cannot replay standalone: recorded, predicted by its family
+                errors[key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         with profile(activities=activities) as prof:
-            for key in part:
+            for key, fn in runners.items():
                 for r in range(reps):
                     with record_function(f"op|{key}|{r}"):
-                        runners[key](2 + r)
+                        fn(2 + r)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
         for ev in prof.events():
             # the CPU-side range only: the profiler also emits a same-named GPU annotation with no kernels
             if ev.name.startswith("op|") and ev.cpu_parent is None and ev.device_type == DeviceType.CPU:
-                _, key, _ = ev.name.split("|")
+                _, key, rep = ev.name.split("|")
                 t_us = kernel_us(ev) if device.type == "cuda" else float(ev.cpu_time_total)
                 per_call.setdefault(key, []).append(t_us * 1e-6)
+                if rep == "0" and device.type == "cuda":
+                    names[key] = kernel_names(ev)
+        del runners, prof
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        done += len(part)
         if log_every:
-            print(f"[opbench] {min(start + chunk, len(keys))}/{len(keys)} ops in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
+            print(f"[opbench] {done}/{len(ops)} ops in {time.perf_counter() - t0:.1f} s", flush=True)
     for key, vals in per_call.items():
         times[key] = statistics.median(vals)
     return {"schema": SCHEMA_TIMES,
             "method": "sum of profiler kernel durations under a record_function range per call, median",
-            "times": dict(sorted(times.items())), "errors": errors, "elapsed_s": time.perf_counter() - t0,
+            "times": dict(sorted(times.items())), "kernels": dict(sorted(names.items())), "errors": errors,
+            "elapsed_s": time.perf_counter() - t0,
             "median_s": statistics.median(times.values()) if times else None}
 
 
