@@ -1,34 +1,100 @@
-"""Build the packaged calibrated profile of a GPU from a committed measurement folder.
+"""Build a packaged profile (gzipped dsocr-trace/profile/2) from committed measurements, on any CPU.
 
-    python scripts/build_profile.py benchmarks/results/h100 src/dsocr_trace/hardware/profiles/h100.json
+    # a profile written by `dsocr-trace calibrate` (H200): refit the in-model factors from its in-model runs
+    python scripts/build_profile.py calibrated benchmarks/results/h200/profile.json \\
+        benchmarks/results/h200/profile.inmodel.json src/dsocr_trace/hardware/profiles/h200.json.gz
 
-Inputs: calibration.json (microbenchmarks), optimes.json (operator benchmarks of every traced op),
-measured.json (eager and CUDA-graph decode steps of the same card, for the host cost and graph gap fits).
+    # the H100 measurements of the first calibration format (microbenchmarks + operator benchmarks of the
+    # calibration workloads' ops + harness runs of those workloads), re-derived into profile/2
+    python scripts/build_profile.py legacy benchmarks/results/h100 src/dsocr_trace/hardware/profiles/h100.json.gz
+
+Refitting the factors traces every in-model run (a minute on a laptop CPU).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from dsocr_trace.hardware.calibration import fit_graph_gap, fit_host_costs, profile_from_calibration
-from dsocr_trace.hardware.profile import save_profile
-from dsocr_trace.validate.offline import device_for, graph_rows, host_rows
+from dsocr_trace.hardware.calibration import profile_document
+from dsocr_trace.hardware.profile import document_bytes, profile_from_document
+from dsocr_trace.kernels.inmodel import fit_factors
+from dsocr_trace.validate.offline import device_for, graph_rows, host_rows, in_calibration, inmodel_observations
+
+MODEL = "deepseek-ai/DeepSeek-OCR"
 
 
-def main(folder: str, out: str) -> None:
-    d = Path(folder)
-    cal = json.loads((d / "calibration.json").read_text())
-    ops = json.loads((d / "optimes.json").read_text())
-    measured = json.loads((d / "measured.json").read_text())
+def with_factors(doc: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """doc with in-model factors fitted on the calibration workloads among `runs` (others are ignored)."""
+    spec = device_for(str(doc.get("gpu") or doc.get("device") or ""))
+    prof = profile_from_document(doc, spec, "profile")
+    cal = [r for r in runs if in_calibration(r["workload"]) or r["workload"].get("calibration")]
+    doc = dict(doc)
+    doc["factors"] = fit_factors(inmodel_observations(prof.model, cal, MODEL))
+    return doc
+
+
+def legacy_points(folder: Path) -> dict[str, Any]:
+    """Sweep points from the first calibration format: the operator benchmarks of the old calibration workloads
+    (keys re-derived by tracing them here) and the microbenchmark GEMMs as x @ W^T specs."""
+    from dsocr_trace.validate.opbench import emit_sources, spec_key
+    from dsocr_trace.workload import make_workload
+
+    times = json.loads((folder / "optimes.json").read_text())["times"]
+    wls: list[tuple[str, Any, list[int]]] = []
+    for mode, crops, batch in (("tiny", None, 1), ("small", None, 1), ("base", None, 1), ("large", None, 1),
+                               ("gundam", "2x3", 1), ("gundam", "3x3", 1), ("base", None, 8)):
+        label = mode + (f":{crops}" if crops else "") + (f"@{batch}" if batch != 1 else "")
+        wls.append((label, make_workload(mode, crops=crops, batch=batch, output_tokens=1), []))
+    for b in (1, 8):
+        wls.append((f"decode@{b}", make_workload("base", batch=b, output_tokens=1), [300, 1000, 4000]))
+    specs = emit_sources(MODEL, wls)
+    points = {k: {**s, "seconds": times[k], "kernels": []} for k, s in specs.items() if times.get(k)}
+    cal = json.loads((folder / "calibration.json").read_text())
+    for g in cal.get("gemm", []):
+        if not g.get("seconds"):
+            continue
+        m, n, k = int(g["m"]), int(g["n"]), int(g["k"])
+        spec = {"op": "aten.mm.default", "attrs": {}, "sources": ["sweep:gemm"],
+                "inputs": [{"shape": [m, k], "strides": [k, 1], "dtype": "bfloat16", "offset": 0, "param": False},
+                           {"shape": [k, n], "strides": [1, k], "dtype": "bfloat16", "offset": 0, "param": True}],
+                "call": {"args": [{"t": 0}, {"t": 1}], "kwargs": {}}}
+        points.setdefault(spec_key(spec), {**spec, "seconds": float(g["seconds"]), "kernels": []})
+    return dict(sorted(points.items()))
+
+
+def legacy_document(folder: Path) -> dict[str, Any]:
+    cal = json.loads((folder / "calibration.json").read_text())
+    measured = json.loads((folder / "measured.json").read_text())
+    cal["sweep"] = {"schema": "dsocr-trace/calsweep/1", "points": legacy_points(folder), "errors": {},
+                    "workloads": ["tiny", "small", "base", "large", "gundam:2x3", "gundam:3x3", "base@8", "decode@1",
+                                  "decode@8"]}
     spec = device_for(str(cal.get("device", {}).get("name", "")))
-    prof = profile_from_calibration(cal, spec, source=f"calibrated:{Path(out).name}", op_times=ops)
-    prof = fit_host_costs(prof, host_rows("deepseek-ai/DeepSeek-OCR", measured["runs"]))
-    prof = fit_graph_gap(prof, graph_rows(measured["runs"]))
-    save_profile(prof, out)
-    print(f"{out}: {len(prof.op_table)} measured ops, host {prof.host_op_s * 1e6:.1f} us/call, "
-          f"graph gap {prof.graph_kernel_s * 1e6:.2f} us")
+    runs = measured["runs"]
+    doc = profile_document(cal, spec.key, host_rows(MODEL, runs), graph_rows(runs),
+                           command=f"python scripts/build_profile.py legacy {folder}", elapsed_s=0.0)
+    # every run of that session was a calibration workload of its day
+    return with_factors(doc, [dict(r, workload={**r["workload"], "calibration": True}) for r in runs])
+
+
+def main(kind: str, *args: str) -> None:
+    if kind == "calibrated":
+        src, inmodel, out = args
+        doc = json.loads(Path(src).read_text())
+        runs = json.loads(Path(inmodel).read_text())["runs"]
+        doc = with_factors(doc, runs)
+    elif kind == "legacy":
+        folder, out = args
+        doc = legacy_document(Path(folder))
+    else:
+        raise SystemExit("usage: build_profile.py calibrated PROFILE INMODEL OUT | legacy FOLDER OUT")
+    # the microbenchmark lists and fit inputs stay in the results folder; the package keeps what predicts
+    packaged = {k: v for k, v in doc.items() if k != "microbench"}
+    Path(out).write_bytes(gzip.compress(document_bytes(packaged), mtime=0))
+    print(f"{out}: {len(doc['sweep']['points'])} points, factors {doc['factors']}")
 
 
 if __name__ == "__main__":

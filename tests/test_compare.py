@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from dsocr_trace.hardware.profile import load_profile, packaged_profile, profile_bytes, profile_from_dict
+from dsocr_trace.hardware.profile import (
+    document_bytes,
+    load_profile,
+    packaged_profile,
+    profile_from_document,
+    transfer_profile,
+)
 from dsocr_trace.hardware.spec import load_device
 from dsocr_trace.runner import analyze_command, compare_command
 from dsocr_trace.trace.ir import stage_of
@@ -47,14 +53,18 @@ def test_module_families() -> None:
     assert family("lm_head") == "lm_head" and family("") == "lm_head"
 
 
-def test_packaged_profile_format_round_trips() -> None:
-    h100 = packaged_profile(load_device("h100"))
-    assert h100.calibrated and len(h100.op_table) > 1000 and all(v > 0 for v in h100.op_table.values())
-    again = profile_from_dict(json.loads(profile_bytes(h100)), "test")
-    assert profile_bytes(again) == profile_bytes(h100)
-    h200 = packaged_profile(load_device("h200"))
-    assert h200.transfer_scale is not None and h200.transfer_scale[2] == pytest.approx(4800 / 3350)
+def test_packaged_profiles_are_calibrated_and_round_trip() -> None:
+    h100, h200 = packaged_profile(load_device("h100")), packaged_profile(load_device("h200"))
+    for p, gpu in ((h100, "H100"), (h200, "H200")):
+        assert p.source == "calibrated" and gpu in (p.gpu or "") and p.date and p.driver and p.torch
+        assert len(p.sweep) > 1000 and p.factors and p.model is not None
+        assert p.label.startswith("calibrated on")
+        again = profile_from_document(json.loads(document_bytes(p.document)), load_device(p.device or ""), "t")
+        assert document_bytes(again.document) == document_bytes(p.document) and again.factors == p.factors
     assert packaged_profile(load_device("rtx5090")).source == "spec-default"
+    moved = transfer_profile(h100, load_device("h200"))
+    assert moved.source == "transferred" and moved.transfer is not None
+    assert moved.transfer.bw_ratio == pytest.approx(4.225e12 / h100.mem_bw) and "transferred" in moved.label
 
 
 def test_chrome_trace_matches_harness_measurement() -> None:
@@ -109,12 +119,15 @@ def test_compare_run_on_one_measured_run() -> None:
 def test_profile_file_errors(tmp_path: Path) -> None:
     from dsocr_trace.errors import UserError
 
+    spec = load_device("h100")
     p = tmp_path / "p.json"
     p.write_text("{")
     with pytest.raises(UserError):
-        load_profile(p)
-    good = json.loads(profile_bytes(packaged_profile(load_device("h100"))))
-    good["op_table"] = {"x": -1.0}
-    p.write_text(json.dumps(good))
-    with pytest.raises(UserError, match="op_table"):
-        load_profile(p)
+        load_profile(p, spec)
+    good = packaged_profile(spec).document
+    for field, value, match in (("factors", {"gemmc:1": -1.0}, "factors.gemmc:1"), ("schema", "x/1", "schema"),
+                                ("peaks", {"tc_flops": "fast", "mem_bw": 1e12}, "peaks.tc_flops"),
+                                ("sweep", {}, "sweep.points")):
+        p.write_text(json.dumps({**good, field: value}))
+        with pytest.raises(UserError, match=match):
+            load_profile(p, spec)

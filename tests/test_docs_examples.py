@@ -48,7 +48,10 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "my-snapshot").mkdir()
     shutil.copy(resources.files("dsocr_trace.data").joinpath("deepseek-ocr-config.json"),
                 d / "my-snapshot" / "config.json")
-    shutil.copy(resources.files("dsocr_trace.hardware").joinpath("profiles", "h100.json"), d / "my-gpu.json")
+    import gzip
+
+    (d / "my-gpu.json").write_bytes(gzip.decompress(
+        resources.files("dsocr_trace.hardware").joinpath("profiles", "h100.json.gz").read_bytes()))
     shutil.copy(ROOT / "benchmarks" / "results" / "h100" / "measured.json", d / "measured.json")
     shutil.copy(ROOT / "benchmarks" / "results" / "h100" / "trace_decode_kv1000_b1.json.gz", d / "trace.json.gz")
     return d

@@ -14,8 +14,6 @@ from dsocr_trace.hardware import (
     default_profile,
     load_device,
     load_profile,
-    profile_bytes,
-    save_profile,
 )
 from dsocr_trace.hardware.profile import TIMED_KINDS
 from dsocr_trace.hardware.spec import OPTIONAL_NUMBERS, REQUIRED_NUMBERS
@@ -199,71 +197,9 @@ def test_default_profile_is_spec_derived():
     assert g.curves["gemm"].compute.points[0][0] == pytest.approx(1e6 * 128 / 132)
 
 
-def test_profile_roundtrip_byte_identical(tmp_path):
-    p = default_profile(load_device("rtx5090"))
-    a = tmp_path / "a.json"
-    save_profile(p, a)
-    q = load_profile(a)
-    assert q == p
-    b = tmp_path / "b.json"
-    save_profile(q, b)
-    assert a.read_bytes() == b.read_bytes() == profile_bytes(p)
-
-
-def test_profile_with_gemm_table_roundtrip(tmp_path):
-    d = default_profile(load_device("h100")).to_dict()
-    d.update(source="calibrated:h100-run.json", gpu="NVIDIA H100 80GB HBM3", torch="2.11.0", date="2025-01-01",
-             gemm_table=[{"m": 4096, "n": 4096, "k": 4096, "seconds": 1.9e-4}])
-    a = tmp_path / "a.json"
-    a.write_bytes(orjson.dumps(d))
-    p = load_profile(a)
-    assert p.calibrated and p.gemm_table[0].m == 4096
-    b = tmp_path / "b.json"
-    save_profile(p, b)
-    assert load_profile(b) == p
-    c = tmp_path / "c.json"
-    save_profile(load_profile(b), c)
-    assert b.read_bytes() == c.read_bytes()
-
-
-def _bad_profile(tmp_path, mutate) -> str:
-    d = default_profile(load_device("h100")).to_dict()
-    mutate(d)
-    p = tmp_path / "prof.json"
-    p.write_bytes(orjson.dumps(d))
-    with pytest.raises(UserError) as e:
-        load_profile(p)
-    msg = str(e.value)
-    assert "\n" not in msg and "prof.json" in msg, msg
-    return msg
-
-
-def test_profile_missing_field(tmp_path):
-    assert "'mem_bw' is missing" in _bad_profile(tmp_path, lambda d: d.pop("mem_bw"))
-
-
-def test_profile_negative_field(tmp_path):
-    assert "'host_op_s'" in _bad_profile(tmp_path, lambda d: d.update(host_op_s=-1e-6))
-
-
-def test_profile_bad_curve(tmp_path):
-    msg = _bad_profile(tmp_path, lambda d: d["curves"]["gemm"].update(compute=[[1e9, 0.5], [1e6, 0.1]]))
-    assert "curves.gemm.compute[1]" in msg
-    msg = _bad_profile(tmp_path, lambda d: d["curves"].pop("sort"))
-    assert "curves.sort" in msg
-    msg = _bad_profile(tmp_path, lambda d: d["curves"]["copy"].update(memory=[[4096, -0.1]]))
-    assert "curves.copy.memory[0][1]" in msg
-
-
-def test_profile_bad_gemm_entry(tmp_path):
-    msg = _bad_profile(tmp_path, lambda d: d.update(gemm_table=[{"m": 1, "n": 2, "k": 3}]))
-    assert "gemm_table[0].seconds" in msg
-
-
-def test_profile_bad_schema_and_json(tmp_path):
-    assert "'schema'" in _bad_profile(tmp_path, lambda d: d.update(schema="other/9"))
+def test_profile_bad_json(tmp_path):
     p = tmp_path / "prof.json"
     p.write_text("{not json")
     with pytest.raises(UserError) as e:
-        load_profile(p)
+        load_profile(p, load_device("h100"))
     assert "not valid JSON" in str(e.value) and "\n" not in str(e.value)

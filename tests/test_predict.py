@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from dsocr_trace.costs.base import Cost
-from dsocr_trace.hardware import Curve, DeviceSpec, GemmEntry, KindCurves, Profile, default_profile, load_device
+from dsocr_trace.hardware import Curve, DeviceSpec, KindCurves, Profile, default_profile, load_device
 from dsocr_trace.hardware.profile import DEFAULT_HOST_MODULE_S, DEFAULT_HOST_OP_S, TIMED_KINDS
 from dsocr_trace.predict import efficiency, host_time, kernel_time, replay
 
@@ -101,19 +103,38 @@ def test_dtype_scales_tensor_peak():
         kernel_time(gemm_cost(4096, 4096, 4096), a100, p).device_s)
 
 
-def test_measured_gemm_table():
-    prof = Profile(source="calibrated:x.json", tc_flops=1e14, cc_flops=1e13, mem_bw=1e12, curves=FLAT,
-                   launch_s=2e-6, gemm_table=(GemmEntry(1024, 1024, 1024, 5e-5), GemmEntry(64, 64, 64, 3e-6)))
-    # nearest in log space to 2048^3 is 1024^3; 8x the FLOPs -> 8 * 5e-5 = 4e-4 s
-    t = kernel_time(gemm_cost(2048, 2048, 2048), SPEC, prof)
-    assert t.device_s == pytest.approx(4e-4) and t.source == "measured-gemm" and t.bound == "compute"
-    # achieved: 2 * 2048^3 / (1e14 * 4e-4) = 0.4294967296
-    assert t.efficiency == pytest.approx(0.4294967296)
-    # 64^3 -> 3e-6 s exactly (above the 2e-6 floor)
-    assert kernel_time(gemm_cost(64, 64, 64), SPEC, prof).device_s == pytest.approx(3e-6)
-    # other kinds ignore the table and report the calibrated source
-    e = kernel_time(Cost(bytes_read=8e6, bytes_written=8e6, kind="elementwise"), SPEC, prof)
-    assert e.source == "calibrated" and e.device_s == pytest.approx(2e-5)
+def _mm_spec(m: int, n: int, k: int, seconds: float) -> dict:
+    return {"op": "aten.mm.default", "attrs": {}, "sources": ["sweep:gemm"], "seconds": seconds, "kernels": [],
+            "inputs": [{"shape": [m, k], "strides": [k, 1], "dtype": "bfloat16", "offset": 0, "param": False},
+                       {"shape": [k, n], "strides": [1, k], "dtype": "bfloat16", "offset": 0, "param": True}],
+            "call": {"args": [{"t": 0}, {"t": 1}], "kwargs": {}}}
+
+
+def test_calibrated_gemm_goes_through_its_family():
+    from dsocr_trace.kernels.query import node_of_spec
+    from dsocr_trace.costs.base import cost_of
+
+    # two measured points of one weight shape: 1024 x 1024 at M = 64 and M = 4096
+    sweep = {"a": _mm_spec(64, 1024, 1024, 4e-6), "b": _mm_spec(4096, 1024, 1024, 1e-4)}
+    prof = Profile(source="calibrated", tc_flops=1e14, cc_flops=1e13, mem_bw=1e12, curves=FLAT, launch_s=2e-6,
+                   sweep=sweep)
+    node = node_of_spec(_mm_spec(512, 1024, 1024, 1.0))
+    t = kernel_time(cost_of(node), SPEC, prof, node)
+    assert t.source == "calibrated:class"
+    # efficiency = ideal / measured at each point, linear in log M between them; ideal = max(FLOPs/peak, bytes/bw)
+    def ideal(m: int) -> float:
+        return max(2 * m * 1024 * 1024 / 1e14, 2 * (m * 1024 + 1024 * 1024 + m * 1024) / 1e12)
+    e64, e4096 = ideal(64) / 4e-6, ideal(4096) / 1e-4
+    f = (math.log10(512) - math.log10(64)) / (math.log10(4096) - math.log10(64))
+    assert t.device_s == pytest.approx(ideal(512) / (e64 + f * (e4096 - e64)))
+    # at a measured point the model returns the measurement; outside the range efficiency holds
+    n64 = node_of_spec(_mm_spec(64, 1024, 1024, 1.0))
+    assert kernel_time(cost_of(n64), SPEC, prof, n64).device_s == pytest.approx(4e-6)
+    big = node_of_spec(_mm_spec(16384, 1024, 1024, 1.0))
+    assert kernel_time(cost_of(big), SPEC, prof, big).device_s == pytest.approx(ideal(16384) / e4096)
+    # a kind no family covers falls back to the roofline and says so
+    e = kernel_time(Cost(bytes_read=8e6, bytes_written=8e6, kind="sort"), SPEC, prof)
+    assert e.source == "calibrated:roofline"
 
 
 def test_decode_gemm_is_memory_bound_on_real_devices():

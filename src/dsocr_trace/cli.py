@@ -43,7 +43,10 @@ def analyze(
     execution: Annotated[str, typer.Option(help="eager (HF transformers as shipped) or fused (optimized engine).")]
     = "eager",
     dtype: Annotated[str, typer.Option(help="Weight dtype for memory: bf16, fp16 or fp8.")] = "bf16",
-    moe_skew: Annotated[float, typer.Option(help="MoE routing skew 0..0.9 (0 = uniform).")] = 0.0,
+    moe_skew: Annotated[float, typer.Option(help="MoE routing skew S in [0, 4]: experts picked in proportion to "
+                                            "1/(rank+1)^S (0 = uniform; ~1.2 = a random-weight router).")] = 0.0,
+    routing: Annotated[str | None, typer.Option(help="MoE routing: uniform, skew:S or histogram:FILE (a "
+                                                "measured.json or {layer: [rows per expert]}).")] = None,
     timeline: Annotated[Path | None, typer.Option(help="Write the predicted kernel timeline (Chrome trace).")]
     = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the run folder.")] = False,
@@ -54,7 +57,8 @@ def analyze(
     analyze_command(model=model, mode=mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
                     output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer, out=out,
                     graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
-                    execution=execution, dtype=dtype, moe_skew=moe_skew, timeline=timeline, plots=plots)
+                    execution=execution, dtype=dtype, moe_skew=moe_skew, timeline=timeline, plots=plots,
+                    routing=routing)
 
 
 @app.command()
@@ -137,12 +141,16 @@ def validate(
     profile: Annotated[Path | None, typer.Option(help="Profile from `dsocr-trace calibrate`.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for measured.json and validation.{json,md}.")] = Path("runs/val"),
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    workloads: Annotated[str | None, typer.Option(
+        help="Several prefill workloads: mode[:WxH][@batch][+pPROMPT], comma-separated (overrides --mode).")] = None,
+    decode: Annotated[str | None, typer.Option(
+        help="Decode points 'B:KV,KV;B:KV' (overrides --batch x --decode-kv).")] = None,
 ) -> None:
-    """Run the workload on the local GPU (random weights), measure per module and stage, compare to predictions."""
+    """Run workloads on the local GPU (random weights), measure per module and stage, compare to predictions."""
     from dsocr_trace.runner import validate_command
 
     validate_command(model=model, mode=mode, crops=crops, batch=batch, decode_kv=decode_kv, profile=profile,
-                     out=out, force=force)
+                     out=out, force=force, workloads=workloads, decode=decode)
 
 
 def main() -> None:

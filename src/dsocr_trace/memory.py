@@ -93,3 +93,38 @@ def memory_plan(trace_prefill: Trace, params: dict[str, Any], batch: int, contex
         "fits": total <= device_bytes,
         "headroom_bytes": device_bytes - total,
     }
+
+
+def phase_inputs_bytes(trace: Trace) -> int:
+    """Bytes of the phase's own inputs (pixels, ids, the KV cache a decode step reads): tensors no op made and
+    no parameter is."""
+    seen: set[tuple[Any, ...]] = set()
+    total = 0
+    for n in trace.nodes:
+        if n.members:
+            continue
+        for t in n.inputs:
+            if t.producer is not None or t.param is not None:
+                continue
+            key = (t.shape, t.strides, t.dtype, t.storage_offset, n.id if t.numel <= 1 else 0)
+            if key in seen:
+                continue
+            seen.add(key)
+            total += t.distinct_numel * t.itemsize
+    return total
+
+
+def phase_peak(trace: Trace, params: dict[str, Any], dtype: str = "bf16", held_bytes: int = 0) -> dict[str, int]:
+    """Peak device memory of one phase as `torch.cuda.max_memory_allocated` sees it: the weights as built, the
+    phase's inputs, and the activation peak by liveness; a decode step also keeps its new cache (each layer's
+    concatenated K/V stays referenced by the cache). `held_bytes`: what a measuring harness holds beside it."""
+    weights = sum(weight_bytes(params.get("components_built") or params["components"], dtype).values())
+    inputs = phase_inputs_bytes(trace)
+    act, _ = activation_peak(trace)
+    new_cache = 0
+    if trace.phase == "decode":
+        new_cache = sum(t.nbytes for n in trace.nodes if n.op.startswith("aten.cat") and n.module_type.endswith(
+            "Attention") for t in n.outputs)
+    total = weights + inputs + act + new_cache + held_bytes
+    return {"weights_bytes": weights, "inputs_bytes": inputs, "activation_peak_bytes": act,
+            "new_cache_bytes": new_cache, "held_bytes": held_bytes, "total_bytes": total}

@@ -23,7 +23,6 @@ from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.predict import KernelTime, kernel_time, replay
 from dsocr_trace.report.aggregate import phase_stage
 from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace
-from dsocr_trace.trace.opkey import op_key
 
 EXECUTIONS = ("eager", "fused", "graph")  # graph: eager's kernels, decode replayed as one CUDA graph
 _FUSIBLE = ("elementwise", "copy")
@@ -89,7 +88,7 @@ def plan_eager(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
     for n, c in zip(trace.nodes, costs.eager, strict=True):
         if n.members:
             continue
-        t = kernel_time(c, spec, profile, op_key(n)) if c is not None else None
+        t = kernel_time(c, spec, profile, n) if c is not None else None
         host = 0.0
         if n.id in first:
             host = (profile.host_op_s if first[n.id] else view_host) + spread
@@ -134,11 +133,11 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
                         mn = nodes[m]
                         items.append(Item(m, mn.op, mn.module_path, mn.module_type,
                                           phase_stage(mn.stage, trace.phase), mc,
-                                          kernel_time(mc, spec, profile, op_key(mn)),
+                                          kernel_time(mc, spec, profile, mn),
                                           profile.launch_host_s, False))
                 continue
             items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
-                              kernel_time(fc, spec, profile), profile.launch_host_s, False, len(n.members)))
+                              kernel_time(fc, spec, profile, n), profile.launch_host_s, False, len(n.members)))
             continue
         if c is None or c.kernels == 0 or (c.kind in ("view", "alloc") and not c.bytes):
             continue  # views and allocations: no kernel, no host work in a compiled engine
@@ -149,7 +148,7 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
             continue
         flush()
         items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c,
-                          kernel_time(c, spec, profile, op_key(n)), profile.launch_host_s, n.sync))
+                          kernel_time(c, spec, profile, n), profile.launch_host_s, n.sync))
     flush()
     return items
 

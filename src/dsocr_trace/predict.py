@@ -1,10 +1,13 @@
-"""Latency primitives: one op's device time from its Cost (a roofline with efficiency curves), host time,
-and a two-lane host/device replay of an op sequence.
+"""Latency primitives: one op's device time, host time, and a two-lane host/device replay of an op sequence.
 
-Per kernel: compute_s = tc_flops / (tc_peak * eff_c) + cc_flops / (cc_peak * eff_cc),
-memory_s = bytes / (mem_bw * eff_m [* strided penalty]), device_s = max(compute_s, memory_s, launch_s).
-Curves take the op's own size (FLOPs or bytes) so small kernels get low efficiency: a decode GEMM with m = 1
-has few FLOPs (low compute efficiency) but streams the whole weight, so it lands memory-bound.
+`kernel_time` is the one latency model every command uses (analyze, sweep, validate, plan):
+* with a calibrated profile, the op's kernel family (dsocr_trace.kernels: GEMM/GEMV, grouped GEMM, attention,
+  convolution, memory-bound) answers from curves fitted on the calibration sweep, scaled by the in-model
+  factor; a transferred profile scales the memory side by the bandwidth ratio;
+* otherwise (datasheet only, or a kind no family covers) a roofline over efficiency curves:
+  compute_s = tc_flops / (tc_peak * eff_c) + cc_flops / (cc_peak * eff_cc),
+  memory_s = bytes / (mem_bw * eff_m [* strided penalty]), device_s = max(compute_s, memory_s, launch_s).
+  Curves take the op's own size (FLOPs or bytes), so small kernels get low efficiency.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from attrs import evolve, field, frozen
+from attrs import field, frozen
 
 from dsocr_trace.costs.base import Cost
 from dsocr_trace.hardware.profile import (
@@ -21,10 +24,11 @@ from dsocr_trace.hardware.profile import (
     DEFAULT_GRAPH_LAUNCH_S,
     TENSOR_CORE_KINDS,
     Curve,
-    GemmEntry,
     Profile,
 )
 from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.kernels.query import query_of
+from dsocr_trace.trace.ir import OpNode
 
 # Cost.shape["dtype"] spellings -> DeviceSpec.peaks_by_dtype keys
 _DTYPE_PEAK = {
@@ -45,8 +49,8 @@ class KernelTime:
     memory_s: float
     launch_s: float  # the floor applied: launch_s x kernels (0 for free ops)
     bound: str  # "compute" | "memory" | "launch" | "none"
-    efficiency: float  # on the binding side: the curve value used, or the achieved fraction for a measured GEMM
-    source: str  # "spec-default" | "calibrated" | "measured-gemm"
+    efficiency: float  # on the binding side: the curve value used, or the achieved fraction
+    source: str  # "spec-default" | "calibrated:<how the family answered>" | "transferred:<how>"
 
 
 @frozen
@@ -91,60 +95,34 @@ def _is_strided(cost: Cost) -> bool:
                                                 or cost.shape.get("broadcast") is True)
 
 
-def nearest_gemm(table: Sequence[GemmEntry], m: int, n: int, k: int) -> GemmEntry:
-    """The measured shape closest in log space (distance over log m, log n, log k)."""
-    def dist(g: GemmEntry) -> float:
-        return sum((math.log(a) - math.log(b)) ** 2 for a, b in ((g.m, m), (g.n, n), (g.k, k)))
-
-    return min(table, key=dist)
-
-
-def _measured_gemm_s(cost: Cost, profile: Profile) -> float | None:
-    if cost.kind != "gemm" or not profile.gemm_table or cost.tc_flops <= 0:
-        return None
-    try:
-        m, n, k = (int(cost.shape[d]) for d in ("m", "n", "k"))
-    except (KeyError, TypeError, ValueError):
-        return None
-    if min(m, n, k) <= 0:
-        return None
-    g = nearest_gemm(profile.gemm_table, m, n, k)
-    # scale by the FLOP ratio: tc_flops includes any batch dimension the table's plain GEMMs lack
-    return g.seconds * cost.tc_flops / (2.0 * g.m * g.n * g.k)
-
-
-def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, op_key: str | None = None) -> KernelTime:
-    """Device time of one op: measured (operator benchmark of this exact op) when the profile has it, else a
-    roofline over efficiency-scaled peaks with a per-kernel launch floor.
-
-    A measured time taken on another GPU moves to this one by the ratio of the modelled times on the two.
-    """
-    if op_key is not None and op_key in profile.op_table:
-        return _measured_op(cost, spec, profile, profile.op_table[op_key])
+def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, node: OpNode | None = None) -> KernelTime:
+    """Device time of one op (or one fused kernel when node is None): the profile's kernel-family model when it
+    has one that covers the op, else the datasheet roofline."""
+    if cost.kind in ("view", "sync") or cost.kernels <= 0:
+        return _modelled(cost, spec, profile)
+    model = profile.model
+    if model is not None:
+        e = model.estimate(query_of(node, cost))
+        if e is not None:
+            sec, comp, mem = e.seconds, e.compute_s, e.memory_s
+            tag = "calibrated"
+            if profile.transfer is not None:
+                # same SMs and clocks: only the memory side moves, by the measured bandwidth ratio
+                r = profile.transfer.bw_ratio
+                ideal = max(comp, mem)
+                if ideal > 0:
+                    sec *= max(comp, mem / r) / ideal
+                mem /= r
+                tag = "transferred"
+            launch = profile.launch_s * cost.kernels
+            bound = "launch" if sec <= 1.5 * launch else ("memory" if mem >= comp else "compute")
+            return KernelTime(sec, comp, mem, launch, bound, min(1.5, max(comp, mem) / sec) if sec > 0 else 0.0,
+                              f"{tag}:{e.how}")
     return _modelled(cost, spec, profile)
 
 
-def _measured_op(cost: Cost, spec: DeviceSpec, profile: Profile, seconds: float) -> KernelTime:
-    here = _modelled(cost, spec, profile)
-    if profile.transfer_scale is not None:
-        tc, cc, bw = profile.transfer_scale
-        source = evolve(profile, tc_flops=profile.tc_flops / tc, cc_flops=profile.cc_flops / cc,
-                        mem_bw=profile.mem_bw / bw)
-        there = _modelled(cost, spec, source)
-        if there.device_s > 0:
-            seconds *= here.device_s / there.device_s
-    if (here.compute_s <= 0 and here.memory_s <= 0) or seconds <= profile.launch_s * cost.kernels * 1.5:
-        bound, eff = "launch", 0.0
-    elif here.compute_s >= here.memory_s:
-        peak = _tc_peak(cost, spec, profile) if cost.tc_flops > 0 else profile.cc_flops
-        bound, eff = "compute", (cost.tc_flops or cost.cc_flops) / (peak * seconds)
-    else:
-        bound, eff = "memory", cost.bytes / (profile.mem_bw * seconds)
-    return KernelTime(seconds, here.compute_s, here.memory_s, here.launch_s, bound, min(eff, 1.0), "measured-op")
-
-
 def _modelled(cost: Cost, spec: DeviceSpec, profile: Profile) -> KernelTime:
-    source = "calibrated" if profile.calibrated else "spec-default"
+    source = "spec-default" if not profile.calibrated else f"{profile.source}:roofline"
     if cost.kind in ("view", "sync") or cost.kernels <= 0:
         # views alias, and a sync stalls the host (replay's job), not the device
         return KernelTime(0.0, 0.0, 0.0, 0.0, "none", 0.0, source)
@@ -170,18 +148,6 @@ def _modelled(cost: Cost, spec: DeviceSpec, profile: Profile) -> KernelTime:
 
     launch = profile.launch_s
     extra = (cost.kernels - 1) * launch  # further kernels of a multi-kernel op each cost at least a launch
-    measured = _measured_gemm_s(cost, profile)
-    if measured is not None:
-        body = max(measured, launch)
-        if measured >= launch:
-            bound = "compute" if compute_s >= memory_s else "memory"
-            # achieved fraction of the peak on the bound side
-            eff = (cost.tc_flops / (_tc_peak(cost, spec, profile) * measured) if bound == "compute"
-                   else nbytes / (profile.mem_bw * measured))
-        else:
-            bound, eff = "launch", max(eff_compute, eff_m)
-        return KernelTime(body + extra, compute_s, memory_s, launch * cost.kernels, bound, eff, "measured-gemm")
-
     body = max(compute_s, memory_s, launch)
     if launch >= compute_s and launch >= memory_s:
         bound, eff = "launch", (eff_compute if compute_s >= memory_s else eff_m)

@@ -21,7 +21,7 @@ from dsocr_trace.memory import kv_bytes_per_token, memory_plan
 from dsocr_trace.plan import EXECUTIONS, Item, add_item, new_totals, plan, run_plan, stage_predictions
 from dsocr_trace.predict import replay
 from dsocr_trace.trace.ir import self_and_ancestors
-from dsocr_trace.workload import Workload
+from dsocr_trace.workload import MAX_POSITIONS, Workload
 
 SECONDS_PER_DAY = 86_400
 
@@ -104,11 +104,34 @@ def fit_decode(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution
 
 
 def fit_points(wl: Workload) -> list[int]:
-    """KV lengths (cached positions before the step) spanning the request's decode."""
+    """KV lengths (cached positions before the step) the decode step is traced at: the prefill length, the
+    model's last position and half way. Fixed per prefill length, so `analyze` and `sweep` fit the same line
+    and give the same answer for the same point whatever the output length."""
     first = wl.prefill_tokens
-    last = wl.prefill_tokens + wl.output_tokens - 1
-    mid = (first + last) // 2
-    return sorted({first, mid, last}) if last > first else [first, first + 64]
+    last = MAX_POSITIONS - 1
+    return sorted({first, (first + last) // 2, last}) if last > first + 1 else [first, first + 1]
+
+
+def request_walls(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str
+                  ) -> tuple[Any, list[Item], DecodeFit]:
+    """The prefill's replay and plan, and the decode step's affine fit: what every request-level answer
+    (analyze, sweep, plan) integrates."""
+    tr = analysis.traces["prefill"]
+    items = plan(tr, analysis.costs["prefill"], spec, profile, execution)
+    result, _ = run_plan(items, tr, execution, profile)
+    fit = fit_decode(analysis, spec, profile, execution, fit_points(analysis.workload))
+    return result, items, fit
+
+
+def integrate_decode(fit: DecodeFit, first_kv: int, output_tokens: int, graph: bool, profile: Profile
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(KV lengths probed, step walls there, step device times there) over a request's decode, and the step
+    walls of every step interpolated from them (wall is piecewise linear in L)."""
+    steps = np.arange(first_kv, first_kv + output_tokens)
+    probe = np.unique(np.linspace(steps[0], steps[-1], num=min(len(steps), 9)).astype(int))
+    walls = np.array([fit.step(int(kv), graph, profile).wall_s for kv in probe])
+    devs = np.array([float(fit.device_times(int(kv)).sum()) for kv in probe])
+    return probe, walls, devs
 
 
 def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
@@ -121,22 +144,22 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     nodes: dict[str, Any] = {}
     modules: dict[str, Any] = {}
     types: dict[str, Any] = {}
+    pre_result, pre_items, fit = request_walls(analysis, spec, profile, execution)
     for phase, tr in analysis.traces.items():
-        items = plan(tr, analysis.costs[phase], spec, profile, execution)
-        result, _ = run_plan(items, tr, execution, profile)
+        if phase == "prefill":
+            items, result = pre_items, pre_result
+        else:
+            items = plan(tr, analysis.costs[phase], spec, profile, execution)
+            result, _ = run_plan(items, tr, execution, profile)
         phases[phase] = result
         stages.update(stage_predictions(items, result))
         nodes[phase] = _node_rows(items, result)
         modules[phase] = _modules_inclusive(items)
         types[phase] = _agg_items(items, "module_type")
     graph = execution in ("fused", "graph")
-    fit = fit_decode(analysis, spec, profile, execution, fit_points(wl))
     steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
-    # replay at a handful of KV lengths and integrate: wall is piecewise linear in L
-    probe = np.unique(np.linspace(steps[0], steps[-1], num=min(len(steps), 9)).astype(int))
-    walls = np.array([fit.step(int(kv), graph, profile).wall_s for kv in probe])
+    probe, walls, devs = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, graph, profile)
     step_walls = np.interp(steps, probe, walls)
-    devs = np.array([float(fit.device_times(int(kv)).sum()) for kv in probe])
     ttft = phases["prefill"].wall_s
     decode_total = float(step_walls.sum())
     e2e = ttft + decode_total
@@ -166,8 +189,10 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     return {
         "device": {"key": spec.key, "name": spec.name, "tc_flops": spec.tc_flops, "cc_flops": spec.cc_flops,
                    "mem_bw": spec.mem_bw, "mem_bytes": spec.mem_bytes, "sm_count": spec.sm_count},
-        "profile": {"source": profile.source, "launch_s": profile.launch_s, "host_op_s": profile.host_op_s,
+        "profile": {"source": profile.source, "label": profile.label, "provenance": profile.provenance(),
+                    "launch_s": profile.launch_s, "host_op_s": profile.host_op_s,
                     "host_module_s": profile.host_module_s, "graph_kernel_s": profile.graph_kernel_s},
+        "routing": analysis.options.routing.label,
         "execution": execution,
         "weight_dtype": weight_dtype,
         "stages": stages,

@@ -83,7 +83,7 @@ def resolve_device(device: str | None, device_file: Path | None, profile: Path |
     if device is not None and device_file is not None:
         raise UserError("give either --device or --device-file, not both")
     spec = load_device(str(device_file) if device_file is not None else str(device))
-    prof = load_profile(profile) if profile is not None else packaged_profile(spec)
+    prof = load_profile(profile, spec) if profile is not None else packaged_profile(spec)
     return spec, prof
 
 
@@ -91,7 +91,8 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
                     output_tokens: int, batch: int, kv_len: int | None, tracer: str, out: Path | None,
                     graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
                     profile: Path | None = None, execution: str = "eager", dtype: str = "bf16",
-                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False) -> dict[str, Any]:
+                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
+                    routing: str | None = None) -> dict[str, Any]:
     from dsocr_trace.costs import CostOptions
     from dsocr_trace.memory import WEIGHT_BYTES
     from dsocr_trace.plan import EXECUTIONS
@@ -102,8 +103,13 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError(f"unknown --execution {execution!r}: use eager or fused")
     if dtype not in WEIGHT_BYTES or dtype == "fp32":
         raise UserError(f"unknown --dtype {dtype!r}: use bf16, fp16 or fp8")
-    if not 0.0 <= moe_skew < 1.0:
-        raise UserError(f"--moe-skew must be in [0, 1) (got {moe_skew})")
+    from dsocr_trace.costs.routing import parse_routing
+
+    if not 0.0 <= moe_skew <= 4.0:
+        raise UserError(f"--moe-skew must be in [0, 4] (got {moe_skew})")
+    if routing is not None and moe_skew:
+        raise UserError("give either --routing or --moe-skew, not both")
+    route = parse_routing(routing, moe_skew)
     hw = resolve_device(device, device_file, profile)
     if (timeline is not None or plots) and hw is None:
         raise UserError("--timeline and --plots need predictions: add --device NAME (see `dsocr-trace devices`)")
@@ -118,7 +124,7 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         check_target(graphml, force, "GraphML file")
         if graphml.suffix.lower() != ".graphml":
             raise UserError(f"--graphml {str(graphml)!r} should end in .graphml")
-    a = run_analysis(model, wl, tracer=tracer, opts=CostOptions(moe_skew=moe_skew))
+    a = run_analysis(model, wl, tracer=tracer, opts=CostOptions(routing=route))
     predictions = None
     if hw is not None:
         from dsocr_trace.request import predict_request
@@ -319,13 +325,21 @@ def diff_command(a_path: Path, b_path: Path, out: Path | None, force: bool) -> d
     return result
 
 
-CALIBRATION_HOST_DECODE = "1:300,1000;8:300,1000"  # eager and CUDA-graph decode steps for the host probe
+def calibration_harness_args() -> list[str]:
+    """The harness run of `calibrate`: every calibration workload in the model (validate.calsweep), eager with
+    per-module kernel times, and its decode steps also as CUDA graphs."""
+    from dsocr_trace.validate.calsweep import CALIBRATION_DECODE, CALIBRATION_PREFILL, workload_label
+
+    modes = ",".join(workload_label(*c) for c in CALIBRATION_PREFILL)
+    decode = ";".join(f"{b}:{','.join(str(k) for k in kvs)}" for b, kvs in CALIBRATION_DECODE)
+    return ["--modes", modes, "--decode", decode, "--quick", "--trace", "none"]
 
 
 def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
-    """Probes, microbenchmarks and the fixed operator sweep on cuda:0, plus eager/graph decode steps of the
-    calibration set for the host costs -> a profile (dsocr-trace/profile/2: the measurements; the kernel-family
-    models are fitted from them when the profile is loaded)."""
+    """Probes, microbenchmarks and the fixed operator sweep on cuda:0, then the calibration workloads run in the
+    model (host costs from their eager and CUDA-graph decode steps, in-model factors from their per-module
+    times) -> a profile (dsocr-trace/profile/2) and, beside it, the in-model measurements it was fitted on
+    (<out stem>.inmodel.json)."""
     import json
     import sys
     import tempfile
@@ -334,27 +348,36 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
     import torch
 
     from dsocr_trace.hardware.calibration import profile_document
+    from dsocr_trace.hardware.profile import profile_from_document
+    from dsocr_trace.kernels.inmodel import fit_factors
     from dsocr_trace.validate import calibrate, harness
-    from dsocr_trace.validate.offline import device_for, graph_rows, host_rows
+    from dsocr_trace.validate.offline import device_for, graph_rows, host_rows, inmodel_observations
 
     if not torch.cuda.is_available():
         raise UserError("calibrate measures the local GPU and found no CUDA device: run it on the GPU machine")
     check_target(out, force, "profile file")
+    side = out.with_name(out.name.removesuffix(".json").removesuffix(".gz") + ".inmodel.json")
+    check_target(side, force, "in-model measurements file")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         calibrate.main(["--out", str(tmp / "calibration.json")] + (["--quick"] if quick else []))
-        harness.main(["--out", str(tmp), "--modes", "", "--decode", CALIBRATION_HOST_DECODE, "--quick",
-                      "--trace", "none"])
+        harness.main(["--out", str(tmp), *calibration_harness_args()])
         cal = json.loads((tmp / "calibration.json").read_text())
         measured = json.loads((tmp / "measured.json").read_text())
     spec = device_for(torch.cuda.get_device_name(0))
     doc = profile_document(cal, spec.key, host_rows(model, measured["runs"]), graph_rows(measured["runs"]),
                            command=" ".join(["dsocr-trace", *sys.argv[1:]]), elapsed_s=time.perf_counter() - t0)
+    prof = profile_from_document(doc, spec, "new profile")
+    doc["factors"] = fit_factors(inmodel_observations(prof.model, measured["runs"], model))
+    doc["inmodel_file"] = side.name
+    with atomic_file(side, force, "in-model measurements file") as tmps:
+        tmps.write_bytes(orjson_dumps(measured))
     with atomic_file(out, force, "profile file") as tmpf:
         tmpf.write_bytes(orjson_dumps(doc))
     print(f"wrote {out}: {len(doc['sweep']['points'])} sweep points, host {doc['host']['per_call_s'] * 1e6:.1f} "
-          f"us per call, graph gap {doc['host']['graph_kernel_s'] * 1e6:.2f} us, {doc['elapsed_s']:.0f} s")
+          f"us per call, graph gap {doc['host']['graph_kernel_s'] * 1e6:.2f} us, {len(doc['factors'])} in-model "
+          f"factors, {time.perf_counter() - t0:.0f} s; in-model runs in {side}")
 
 
 def orjson_dumps(doc: Any) -> bytes:
@@ -364,10 +387,12 @@ def orjson_dumps(doc: Any) -> bytes:
 
 
 def validate_command(*, model: str, mode: str, crops: str | None, batch: int, decode_kv: str, profile: Path | None,
-                     out: Path, force: bool) -> None:
-    """Run the workload on the local GPU with random weights, measure per module, predict, compare."""
+                     out: Path, force: bool, workloads: str | None = None, decode: str | None = None) -> None:
+    """Run workloads on the local GPU with random weights, measure per module, predict with the profile, compare.
+
+    `workloads` (harness syntax: mode[:WxH][@batch][+pN], comma-separated) and `decode` ('B:KV,KV;B:KV') name
+    several at once; otherwise the single --mode/--crops/--batch workload and its decode at `decode_kv`."""
     import json
-    import tempfile
 
     import torch
 
@@ -379,16 +404,20 @@ def validate_command(*, model: str, mode: str, crops: str | None, batch: int, de
     if not torch.cuda.is_available():
         raise UserError("validate runs the model on the local GPU and found no CUDA device: run it on the GPU "
                         "machine, or compare a measured file with `dsocr-trace compare`")
-    make_workload(mode, crops=crops, batch=batch)
+    if workloads is None:
+        make_workload(mode, crops=crops, batch=batch)
+        workloads = mode + (f":{crops}" if crops else "") + (f"@{batch}" if batch != 1 else "")
+        decode = decode if decode is not None else (f"{batch}:{decode_kv}" if decode_kv.strip() else "")
+    else:
+        for m, c, b, p in harness.parse_workloads(workloads):
+            make_workload(m, crops=c, batch=b, prompt_tokens=p)
     check_target(out, force)
     spec = device_for(torch.cuda.get_device_name(0))
-    prof = load_profile(profile) if profile is not None else packaged_profile(spec)
-    label = mode + (f":{crops}" if crops else "") + (f"@{batch}" if batch != 1 else "")
+    prof = load_profile(profile, spec) if profile is not None else packaged_profile(spec)
     with atomic_dir(out, force) as tmp:
-        harness.main(["--out", str(tmp), "--modes", label, "--decode-kv", decode_kv, "--batches", str(batch)])
+        harness.main(["--out", str(tmp), "--modes", workloads, "--decode", decode or "", "--trace", "none"])
         measured = json.loads((tmp / "measured.json").read_text())
-        with tempfile.TemporaryDirectory():
-            res = validate_measured(measured, None, model, profile=prof, spec=spec)
+        res = validate_measured(measured, prof, spec, model)
         (tmp / "validation.json").write_bytes(dumps(res))
         (tmp / "validation.md").write_text(to_markdown(res))
     print(to_markdown(res))

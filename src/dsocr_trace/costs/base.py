@@ -12,6 +12,7 @@ from typing import Any
 
 from attrs import field, frozen
 
+from dsocr_trace.costs.routing import Routing
 from dsocr_trace.trace.ir import OpNode
 
 # Latency families: the predictor picks an efficiency curve per family.
@@ -55,9 +56,8 @@ class Cost:
 class CostOptions:
     """Knobs of the cost rules that the trace cannot know."""
 
-    # Routing skew of the MoE gate: 0 = uniform over all experts; s > 0 concentrates the tokens on a
-    # fraction (1 - s) of the experts, so a batch touches fewer distinct experts (fewer weight bytes).
-    moe_skew: float = 0.0
+    # How the MoE router spreads tokens over experts (rows per expert of each grouped GEMM): see costs.routing
+    routing: Routing = field(factory=Routing)
 
 
 DEFAULT_OPTIONS = CostOptions()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from dsocr_trace.costs.base import Cost, CostOptions, read_bytes, rule, write_bytes
@@ -62,13 +63,21 @@ def matmul(node: OpNode, opts: CostOptions) -> Cost:
     return _gemm(node, a[-2] if len(a) > 1 else 1, b[-1], a[-1], batch=batch)
 
 
-def distinct_experts(n_experts: int, top_k: int, tokens: int, skew: float = 0.0) -> float:
-    """Expected distinct experts a batch of `tokens` touches when each picks top_k of n_experts.
+def moe_layer(module_path: str) -> int:
+    """The decoder layer index of an experts module path (…layers.<i>.mlp.experts), 0 when there is none."""
+    parts = module_path.split(".")
+    for a, b in itertools.pairwise(parts):
+        if a == "layers" and b.isdigit():
+            return int(b)
+    return 0
 
-    Uniform routing: E * (1 - (1 - k/E)^T). Skew s concentrates routing on E' = max(k, (1 - s) * E) experts.
-    """
-    e = max(float(top_k), (1.0 - skew) * n_experts)
-    return e * (1.0 - (1.0 - top_k / e) ** tokens)
+
+def expert_rows(node: OpNode, opts: CostOptions, experts: int, rows: int, top_k: int) -> tuple[int, ...]:
+    """Rows per expert of a grouped GEMM: recorded on the node (a calibration point) or from the routing."""
+    given = node.attrs.get("expert_rows")
+    if given is not None and len(given) == experts:
+        return tuple(int(r) for r in given)
+    return opts.routing.rows(moe_layer(node.module_path), max(1, rows // top_k), experts, top_k)
 
 
 @rule("aten._grouped_mm")
@@ -76,14 +85,14 @@ def grouped_mm(node: OpNode, opts: CostOptions) -> Cost:
     """MoE grouped GEMM: rows of A are token-expert pairs sorted by expert, B holds every expert's weight.
 
     FLOPs = 2 * rows * K * N (only the routed pairs are computed). Weight bytes = the experts the batch
-    really touches, not all E: the kernel skips experts with no rows.
+    really touches (rows > 0 under the routing assumption), not all E: the kernel skips experts with no rows.
     """
     a, w = node.inputs[0], node.inputs[1]
     rows, k = a.shape[-2], a.shape[-1]
     e, n = w.shape[0], w.shape[-1]
     top_k = int(node.attrs.get("moe_top_k", 1))
-    tokens = max(1, rows // top_k)
-    touched = distinct_experts(e, top_k, tokens, opts.moe_skew)
+    per = expert_rows(node, opts, e, rows, top_k)
+    touched = sum(1 for r in per if r > 0)
     per_expert = k * n * w.itemsize
     other = sum(t.distinct_numel * t.itemsize for t in node.inputs[2:])  # offsets
     return Cost(
@@ -92,7 +101,7 @@ def grouped_mm(node: OpNode, opts: CostOptions) -> Cost:
         bytes_written=write_bytes(node),
         kind="grouped_gemm",
         shape={"m": rows, "n": n, "k": k, "experts": e, "experts_touched": touched, "top_k": top_k,
-               "weight": w.param or ""},
+               "expert_rows": list(per), "weight": w.param or ""},
     )
 
 

@@ -7,7 +7,7 @@ when the execution profile fuses the group (an optimized engine: fused RMSNorm, 
 from __future__ import annotations
 
 from dsocr_trace.costs.base import Cost, CostOptions, rule
-from dsocr_trace.costs.gemm import distinct_experts
+from dsocr_trace.costs.gemm import moe_layer
 from dsocr_trace.trace.ir import MOE_EXPERTS, RMS_NORM, OpNode
 
 
@@ -33,7 +33,7 @@ def moe_experts(node: OpNode, opts: CostOptions) -> Cost:
     a = node.attrs
     t, k, e, h, i = a["tokens"], a["top_k"], a["n_experts"], a["hidden"], a["intermediate"]
     item = node.inputs[0].itemsize
-    touched = distinct_experts(e, k, t, opts.moe_skew)
+    touched = sum(1 for r in opts.routing.rows(moe_layer(node.module_path), t, e, k) if r > 0)
     up = 2 * i if a.get("gated", True) else i
     flops = 2.0 * t * k * h * up + 2.0 * t * k * i * h
     weights = touched * (h * up + i * h) * item

@@ -1,15 +1,14 @@
-"""Hardware: the GPU catalog (datasheet peaks) and calibration profiles (how close kernels come to them)."""
+"""Hardware: the GPU catalog (datasheet peaks) and latency profiles (calibrated, transferred or datasheet)."""
 
 from dsocr_trace.hardware.profile import (
     SCHEMA,
     Curve,
-    GemmEntry,
     KindCurves,
     Profile,
     default_profile,
     load_profile,
-    profile_bytes,
-    save_profile,
+    packaged_profile,
+    transfer_profile,
 )
 from dsocr_trace.hardware.spec import DeviceSpec, catalog, load_device, load_device_file
 
@@ -17,7 +16,6 @@ __all__ = [
     "SCHEMA",
     "Curve",
     "DeviceSpec",
-    "GemmEntry",
     "KindCurves",
     "Profile",
     "catalog",
@@ -25,6 +23,6 @@ __all__ = [
     "load_device",
     "load_device_file",
     "load_profile",
-    "profile_bytes",
-    "save_profile",
+    "packaged_profile",
+    "transfer_profile",
 ]

@@ -1,12 +1,16 @@
-"""Calibration profiles: achieved peaks, per-kind efficiency curves and host overheads, stored as JSON.
+"""Latency profiles: what a GPU does with each kernel family, and its host overheads.
 
-A profile says how close real kernels come to a device's datasheet peaks. `default_profile` derives one from
-the spec alone (source "spec-default"); a calibration run on the real GPU writes one with measured numbers
-(source "calibrated:<file>"), optionally with measured GEMM times.
+Three sources, named in every prediction (`Profile.provenance`):
+* calibrated: `dsocr-trace calibrate` measured this card (schema dsocr-trace/profile/2: the sweep's timed ops,
+  the in-model correction factors, probes and host costs, with GPU, driver, torch and date). The kernel-family
+  models (dsocr_trace.kernels) are fitted from the sweep when the profile is loaded.
+* transferred: a profile calibrated on one GPU moved to another of the same architecture: the memory side of
+  every kernel scales by the ratio of measured copy bandwidths, compute and launch terms stay (same SMs and
+  clocks: H100 <-> H200).
+* spec-default: the datasheet alone: a roofline over efficiency curves shifted to the device (below).
 
-Efficiency curves are piecewise linear in log10(size) and clamped at both ends. Size is FLOPs for the
-compute side and bytes for the memory side. Efficiency is relative to the profile's peaks (tc_flops,
-cc_flops, mem_bw), which are the datasheet peaks in a spec-default profile.
+Datasheet efficiency curves are piecewise linear in log10(size) and clamped at both ends. Size is FLOPs for
+the compute side and bytes for the memory side; efficiency is relative to the profile's peaks.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from attrs import evolve, field, frozen
 
 from dsocr_trace.costs.base import KINDS
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.spec import DeviceSpec, require_number
+from dsocr_trace.hardware.spec import DeviceSpec
 
-SCHEMA = "dsocr-trace/profile/1"
+SCHEMA = "dsocr-trace/profile/2"
 # kinds that take device time: view is free and sync only stalls the host
 TIMED_KINDS = tuple(k for k in KINDS if k not in ("view", "sync"))
 # kinds whose FLOPs run on tensor cores; their CUDA-core FLOPs (softmax exp, bias) follow the elementwise curve
@@ -117,79 +121,84 @@ class KindCurves:
 
 
 @frozen
-class GemmEntry:
-    """A measured GEMM: C[m, n] = A[m, k] @ B[k, n] took `seconds` of device time."""
+class Transfer:
+    """A calibrated profile moved to another GPU of the same architecture."""
 
-    m: int
-    n: int
-    k: int
-    seconds: float
+    source_device: str  # catalog key of the GPU it was measured on
+    bw_ratio: float  # measured copy bandwidth of the target over that of the source
 
 
 @frozen
 class Profile:
-    source: str  # "spec-default" or "calibrated:<file>"
-    tc_flops: float  # achieved tensor-core FLOP/s the curves are relative to
-    cc_flops: float  # achieved CUDA-core FLOP/s
-    mem_bw: float  # achieved B/s
-    curves: dict[str, KindCurves]
+    source: str  # "calibrated", "transferred" or "spec-default"
+    tc_flops: float  # tensor-core FLOP/s the ideals are relative to (measured GEMM peak when calibrated)
+    cc_flops: float  # CUDA-core FLOP/s
+    mem_bw: float  # B/s (measured copy bandwidth when calibrated)
+    curves: dict[str, KindCurves]  # datasheet roofline curves: kinds no kernel family covers
     launch_s: float = DEFAULT_LAUNCH_S
     host_op_s: float = DEFAULT_HOST_OP_S
     host_module_s: float = DEFAULT_HOST_MODULE_S
     graph_kernel_s: float = DEFAULT_GRAPH_KERNEL_S
     graph_launch_s: float = DEFAULT_GRAPH_LAUNCH_S
     strided_penalty: float = DEFAULT_STRIDED_PENALTY
-    gemm_table: tuple[GemmEntry, ...] = ()
-    # measured seconds per traced op key (dsocr_trace.trace.opkey) from operator benchmarks on `device`
-    op_table: dict[str, float] = field(factory=dict)
     # host time of an op that launches no kernel (view, allocation); None: the same as host_op_s
     host_view_s: float | None = None
-    # a profile measured on another GPU and moved here: the factors its achieved peaks were scaled by
-    # (tensor-core, CUDA-core, bandwidth); measured op times are rescaled by the modelled time ratio
-    transfer_scale: tuple[float, float, float] | None = None
     # host time to launch one kernel from a compiled engine (aten dispatch + launch, none of the model's
     # Python): the fused execution's prefill host cost per kernel
     launch_host_s: float = 6e-6
-    device: str | None = None  # catalog key of the device it was made for
-    gpu: str | None = None  # what the calibration run saw: torch.cuda.get_device_name() etc.
+    device: str | None = None  # catalog key of the device it is for
+    gpu: str | None = None  # what the calibration run saw: torch.cuda.get_device_name()
     driver: str | None = None
     torch: str | None = None
     cuda: str | None = None
     date: str | None = None
-    schema: str = field(default=SCHEMA)
+    sm_count: int = REF_SM_COUNT
+    # the calibration's timed sweep (operator-benchmark specs with seconds and kernel names): the kernel
+    # families are fitted from it; empty for a datasheet profile
+    sweep: dict[str, Any] = field(factory=dict, eq=False, repr=False)
+    factors: dict[str, float] = field(factory=dict)  # in-model correction (kernels.inmodel)
+    transfer: Transfer | None = None
+    document: dict[str, Any] = field(factory=dict, eq=False, repr=False)  # the file as read
+    file: str | None = None
+    cache: list[Any] = field(factory=list, eq=False, repr=False)  # [the fitted PerfModel], filled on first use
 
     @property
     def calibrated(self) -> bool:
-        return self.source.startswith("calibrated")
+        return self.source in ("calibrated", "transferred")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, every field present (None for unknown metadata) so files diff cleanly."""
-        return {
-            "schema": self.schema,
-            "source": self.source,
-            "device": self.device,
-            "gpu": self.gpu,
-            "driver": self.driver,
-            "torch": self.torch,
-            "cuda": self.cuda,
-            "date": self.date,
-            "tc_flops": self.tc_flops,
-            "cc_flops": self.cc_flops,
-            "mem_bw": self.mem_bw,
-            "launch_s": self.launch_s,
-            "host_op_s": self.host_op_s,
-            "host_module_s": self.host_module_s,
-            "graph_kernel_s": self.graph_kernel_s,
-            "graph_launch_s": self.graph_launch_s,
-            "strided_penalty": self.strided_penalty,
-            "curves": {k: {"compute": c.compute.to_list(), "memory": c.memory.to_list()}
-                       for k, c in sorted(self.curves.items())},
-            "gemm_table": [{"m": g.m, "n": g.n, "k": g.k, "seconds": g.seconds} for g in self.gemm_table],
-            "op_table": dict(sorted(self.op_table.items())),
-            "host_view_s": self.host_view_s,
-            "launch_host_s": self.launch_host_s,
-            "transfer_scale": list(self.transfer_scale) if self.transfer_scale else None,
-        }
+    @property
+    def model(self) -> Any:
+        """The kernel-family latency model fitted on the sweep (None for a datasheet profile)."""
+        if not self.sweep:
+            return None
+        if not self.cache:
+            from dsocr_trace.kernels.base import Hw
+            from dsocr_trace.kernels.model import PerfModel, cached_points
+
+            # fitted against the card it was measured on; a transfer scales the estimates (predict.kernel_time)
+            bw = self.mem_bw / self.transfer.bw_ratio if self.transfer is not None else self.mem_bw
+            hw = Hw(tc_flops=self.tc_flops, mem_bw=bw, sm_count=self.sm_count, floor_s=self.launch_s)
+            self.cache.append(PerfModel(cached_points(self.sweep), hw, factors=self.factors))
+        return self.cache[0]
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the numbers come from, for reports, CSV rows and console headers."""
+        out: dict[str, Any] = {"source": self.source, "device": self.device, "gpu": self.gpu, "date": self.date,
+                               "driver": self.driver, "torch": self.torch, "file": self.file}
+        if self.transfer is not None:
+            out["transferred_from"] = self.transfer.source_device
+            out["bw_ratio"] = self.transfer.bw_ratio
+        out["label"] = self.label
+        return out
+
+    @property
+    def label(self) -> str:
+        if self.source == "calibrated":
+            return f"calibrated on {self.gpu or self.device} ({(self.date or '')[:10]})"
+        if self.source == "transferred" and self.transfer is not None:
+            return (f"calibrated on {self.transfer.source_device} ({(self.date or '')[:10]}), transferred to "
+                    f"{self.device} (memory x{1 / self.transfer.bw_ratio:.3f})")
+        return f"datasheet only ({self.device})"
 
 
 def _scaled(points: Sequence[tuple[float, float]], factor: float) -> Curve:
@@ -205,174 +214,93 @@ def default_curves(spec: DeviceSpec) -> dict[str, KindCurves]:
 
 def default_profile(spec: DeviceSpec) -> Profile:
     """A profile from the datasheet alone: peaks = spec peaks, reference curves, default host costs."""
-    return Profile(
-        source="spec-default",
-        device=spec.key,
-        gpu=spec.name,
-        tc_flops=spec.tc_flops,
-        cc_flops=spec.cc_flops,
-        mem_bw=spec.mem_bw,
-        curves=default_curves(spec),
-    )
+    return Profile(source="spec-default", device=spec.key, gpu=spec.name, tc_flops=spec.tc_flops,
+                   cc_flops=spec.cc_flops, mem_bw=spec.mem_bw, curves=default_curves(spec),
+                   sm_count=spec.sm_count)
 
 
-# -- load / save -------------------------------------------------------------------------------------------
-_NUMBERS: dict[str, str] = {
-    "tc_flops": "give the achieved tensor-core FLOP/s (e.g. 7.4e14)",
-    "cc_flops": "give the achieved CUDA-core FLOP/s (e.g. 5.0e13)",
-    "mem_bw": "give the achieved memory bandwidth in B/s (e.g. 2.9e12)",
-    "launch_s": "give the minimum kernel device time in seconds (e.g. 2e-06)",
-    "host_op_s": "give the host time per eager aten op in seconds (e.g. 1.2e-05)",
-    "host_module_s": "give the host time per nn.Module call in seconds (e.g. 4e-06)",
-    "graph_kernel_s": "give the per-kernel gap in a CUDA-graph replay in seconds (e.g. 1e-06)",
-    "graph_launch_s": "give the host time of one CUDA-graph launch in seconds (e.g. 1e-05)",
-    "strided_penalty": "give the bandwidth factor for strided/broadcast kernels, in (0, 1] (e.g. 0.35)",
-}
-_ZERO_OK = ("launch_s", "host_op_s", "host_module_s", "graph_kernel_s", "graph_launch_s")
-_META = ("device", "gpu", "driver", "torch", "cuda", "date")
-
-
+# -- the profile file ------------------------------------------------------------------------------------
 def _fail(where: str, name: str, problem: str, hint: str) -> UserError:
     return UserError(f"{where}: field '{name}' {problem}: {hint}")
 
 
-def _curve(raw: Any, where: str, name: str) -> Curve:
-    hint = "give a list of [size, efficiency] pairs, sizes > 0 and increasing, efficiencies in (0, 1.5]"
-    if not isinstance(raw, list) or not raw:
-        raise _fail(where, name, "must be a non-empty list", hint)
-    pts: list[tuple[float, float]] = []
-    for i, p in enumerate(raw):
-        if not isinstance(p, list) or len(p) != 2:
-            raise _fail(where, f"{name}[{i}]", "must be a [size, efficiency] pair", hint)
-        s = require_number({f"{name}[{i}][0]": p[0]}, f"{name}[{i}][0]", where, hint)
-        e = require_number({f"{name}[{i}][1]": p[1]}, f"{name}[{i}][1]", where, hint)
-        assert s is not None and e is not None
-        if e > MAX_EFFICIENCY:
-            raise _fail(where, f"{name}[{i}]", f"has efficiency {e} > {MAX_EFFICIENCY}", hint)
-        if pts and s <= pts[-1][0]:
-            raise _fail(where, f"{name}[{i}]", "sizes must increase", hint)
-        pts.append((s, e))
-    return Curve(tuple(pts))
+def _positive(doc: Mapping[str, Any], path: str, where: str, hint: str, required: bool = True) -> float | None:
+    cur: Any = doc
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, Mapping) else None
+    if cur is None:
+        if required:
+            raise _fail(where, path, "is missing", hint)
+        return None
+    if isinstance(cur, bool) or not isinstance(cur, (int, float)) or not math.isfinite(cur) or cur <= 0:
+        raise _fail(where, path, f"is {cur!r}", hint)
+    return float(cur)
 
 
-def _gemm_entry(raw: Any, where: str, i: int) -> GemmEntry:
-    hint = "give {m, n, k, seconds}: positive integers and the measured device seconds"
-    if not isinstance(raw, dict):
-        raise _fail(where, f"gemm_table[{i}]", "must be a mapping", hint)
-    vals = {}
-    for f in ("m", "n", "k", "seconds"):
-        key = f"gemm_table[{i}].{f}"  # name the entry, not just 'm', in the message
-        vals[f] = require_number({key: raw[f]} if f in raw else {}, key, where, hint)
-    m, n, k, sec = vals["m"], vals["n"], vals["k"], vals["seconds"]
-    assert m is not None and n is not None and k is not None and sec is not None
-    for f, x in (("m", m), ("n", n), ("k", k)):
-        if x != int(x):
-            raise _fail(where, f"gemm_table[{i}].{f}", "must be a whole number", hint)
-    return GemmEntry(int(m), int(n), int(k), sec)
+def _sweep_points(doc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    sweep = doc.get("sweep")
+    if not isinstance(sweep, Mapping) or not isinstance(sweep.get("points"), Mapping):
+        raise _fail(where, "sweep.points", "is missing", "recalibrate with `dsocr-trace calibrate`")
+    pts = sweep["points"]
+    for key, p in pts.items():
+        if not isinstance(p, Mapping) or not isinstance(p.get("op"), str) or not isinstance(p.get("inputs"), list):
+            raise _fail(where, f"sweep.points.{key}", "is not an op spec", "recalibrate")
+        sec = p.get("seconds")
+        if isinstance(sec, bool) or not isinstance(sec, (int, float)) or not math.isfinite(sec) or sec <= 0:
+            raise _fail(where, f"sweep.points.{key}.seconds", f"is {sec!r}", "give a positive number of seconds")
+    return dict(pts)
 
 
-def profile_from_dict(data: Mapping[str, Any], where: str) -> Profile:
-    """Validate a parsed profile; a one-line UserError naming the first bad field."""
-    if data.get("schema") != SCHEMA:
-        raise _fail(where, "schema", f"is {data.get('schema')!r}, not {SCHEMA!r}",
-                    "write a profile with this version of dsocr-trace")
-    source = data.get("source")
-    if not isinstance(source, str) or not (source == "spec-default" or source.startswith("calibrated:")):
-        raise _fail(where, "source", "must be 'spec-default' or 'calibrated:<file>'", "fix or regenerate the profile")
-    nums: dict[str, float] = {}
-    for f, hint in _NUMBERS.items():
-        x = require_number(data, f, where, hint, allow_zero=f in _ZERO_OK)
-        assert x is not None
-        nums[f] = x
-    if nums["strided_penalty"] > 1:
-        raise _fail(where, "strided_penalty", f"is {nums['strided_penalty']} > 1", _NUMBERS["strided_penalty"])
+def profile_from_document(doc: Mapping[str, Any], spec: DeviceSpec, where: str, file: str | None = None) -> Profile:
+    """A calibrated profile (schema dsocr-trace/profile/2) for `spec`; one-line UserError for a bad field."""
+    if doc.get("schema") != SCHEMA:
+        raise _fail(where, "schema", f"is {doc.get('schema')!r}, not {SCHEMA!r}",
+                    "recalibrate with this version: `dsocr-trace calibrate`")
+    if doc.get("source") != "calibrated":
+        raise _fail(where, "source", f"is {doc.get('source')!r}", "a profile file holds a calibration: recalibrate")
     meta: dict[str, str | None] = {}
-    for f in _META:
-        x = data.get(f)
+    for f in ("device", "gpu", "driver", "torch", "cuda", "date"):
+        x = doc.get(f)
         if x is not None and not isinstance(x, str):
             raise _fail(where, f, "must be a string or null", "quote it or set it to null")
         meta[f] = x
-    raw_curves = data.get("curves")
-    if not isinstance(raw_curves, dict):
-        raise _fail(where, "curves", "is missing or not a mapping", "give {kind: {compute: [...], memory: [...]}}")
-    curves: dict[str, KindCurves] = {}
-    for kind in TIMED_KINDS:
-        c = raw_curves.get(kind)
-        if not isinstance(c, dict):
-            raise _fail(where, f"curves.{kind}", "is missing", "give {compute: [[flops, eff], ...], memory: [...]}")
-        curves[kind] = KindCurves(compute=_curve(c.get("compute"), where, f"curves.{kind}.compute"),
-                                  memory=_curve(c.get("memory"), where, f"curves.{kind}.memory"))
-    unknown = sorted(set(raw_curves) - set(TIMED_KINDS))
-    if unknown:
-        raise _fail(where, f"curves.{unknown[0]}", "is not a kind", f"use one of {', '.join(TIMED_KINDS)}")
-    table = data.get("gemm_table", [])
-    if table is None:
-        table = []
-    if not isinstance(table, list):
-        raise _fail(where, "gemm_table", "must be a list", "give a list of {m, n, k, seconds} or []")
-    ops = data.get("op_table") or {}
-    if not isinstance(ops, dict):
-        raise _fail(where, "op_table", "must be a mapping", "give {op key: seconds} or {}")
-    for k, v in ops.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
-            raise _fail(where, f"op_table.{k}", f"is {v!r}", "give a positive number of seconds")
+    tc = _positive(doc, "peaks.tc_flops", where, "the measured GEMM peak in FLOP/s (e.g. 8.2e14)")
+    bw = _positive(doc, "peaks.mem_bw", where, "the measured copy bandwidth in B/s (e.g. 4.2e12)")
+    host: Mapping[str, Any] = doc["host"] if isinstance(doc.get("host"), Mapping) else {}
+    probes: Mapping[str, Any] = doc["probes"] if isinstance(doc.get("probes"), Mapping) else {}
+    per_call = _positive(host, "per_call_s", where, "seconds per Python-level call", required=False) \
+        or _positive(probes, "host_op_s", where, "seconds per op", required=False) or DEFAULT_HOST_OP_S
+    gap = _positive(host, "graph_kernel_s", where, "seconds", required=False) \
+        or _positive(probes, "graph_kernel_s", where, "seconds", required=False) or DEFAULT_GRAPH_KERNEL_S
+    launch = _positive(probes, "launch_s", where, "seconds", required=False) or DEFAULT_LAUNCH_S
+    raw_factors = doc.get("factors") or {}
+    if not isinstance(raw_factors, Mapping):
+        raise _fail(where, "factors", "must be a mapping", "give {bucket: factor} or {}")
+    factors: dict[str, float] = {}
+    for k, v in raw_factors.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.1 <= v <= 10:
+            raise _fail(where, f"factors.{k}", f"is {v!r}", "give a factor between 0.1 and 10")
+        factors[str(k)] = float(v)
+    sm = doc.get("sm_count")
+    base = default_profile(spec)
     return Profile(
-        source=source,
-        curves=curves,
-        gemm_table=tuple(_gemm_entry(g, where, i) for i, g in enumerate(table)),
-        op_table={str(k): float(v) for k, v in ops.items()},
-        host_view_s=_optional_seconds(data, "host_view_s", where),
-        transfer_scale=_transfer(data, where),
-        launch_host_s=_optional_seconds(data, "launch_host_s", where) or 6e-6,
-        tc_flops=nums["tc_flops"],
-        cc_flops=nums["cc_flops"],
-        mem_bw=nums["mem_bw"],
-        launch_s=nums["launch_s"],
-        host_op_s=nums["host_op_s"],
-        host_module_s=nums["host_module_s"],
-        graph_kernel_s=nums["graph_kernel_s"],
-        graph_launch_s=nums["graph_launch_s"],
-        strided_penalty=nums["strided_penalty"],
-        device=meta["device"],
-        gpu=meta["gpu"],
-        driver=meta["driver"],
-        torch=meta["torch"],
-        cuda=meta["cuda"],
-        date=meta["date"],
-    )
+        source="calibrated", tc_flops=tc or spec.tc_flops, cc_flops=spec.cc_flops, mem_bw=bw or spec.mem_bw,
+        curves=base.curves, launch_s=launch, host_op_s=per_call, host_module_s=0.0, graph_kernel_s=gap,
+        launch_host_s=_positive(probes, "host_op_s", where, "seconds", required=False) or base.launch_host_s,
+        device=meta["device"] or spec.key, gpu=meta["gpu"], driver=meta["driver"], torch=meta["torch"],
+        cuda=meta["cuda"], date=meta["date"], sm_count=int(sm) if isinstance(sm, int) and sm > 0 else spec.sm_count,
+        sweep=_sweep_points(doc, where), factors=factors, document=dict(doc), file=file)
 
 
-def _optional_seconds(data: Mapping[str, Any], name: str, where: str) -> float | None:
-    v = data.get(name)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
-        raise _fail(where, name, f"is {v!r}", "give seconds >= 0, or null")
-    return float(v)
+def read_document(path: str | Path) -> dict[str, Any]:
+    """A profile file's JSON (plain or gzipped); one-line UserError when unreadable."""
+    import gzip
 
-
-def _transfer(data: Mapping[str, Any], where: str) -> tuple[float, float, float] | None:
-    v = data.get("transfer_scale")
-    if v is None:
-        return None
-    if not isinstance(v, list) or len(v) != 3 or not all(isinstance(x, (int, float)) and x > 0 for x in v):
-        raise _fail(where, "transfer_scale", f"is {v!r}", "give three positive factors [tc, cc, bw], or null")
-    return (float(v[0]), float(v[1]), float(v[2]))
-
-
-def transfer_profile(profile: Profile, source: DeviceSpec, target: DeviceSpec) -> Profile:
-    """A profile calibrated on `source` moved to `target`: achieved peaks scale by the datasheet ratios;
-    measured op times are rescaled per op by the modelled-time ratio (see predict.kernel_time)."""
-    s = (target.tc_flops / source.tc_flops, target.cc_flops / source.cc_flops, target.mem_bw / source.mem_bw)
-    return evolve(profile, device=target.key, tc_flops=profile.tc_flops * s[0], cc_flops=profile.cc_flops * s[1],
-                  mem_bw=profile.mem_bw * s[2], transfer_scale=s,
-                  source=f"{profile.source} (transferred from {source.key} to {target.key})")
-
-
-def load_profile(path: str | Path) -> Profile:
     where = f"profile {path}"
     try:
         raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
     except OSError as e:
         raise UserError(f"{where}: cannot be read ({e.strerror or e}): check the path") from None
     try:
@@ -381,37 +309,60 @@ def load_profile(path: str | Path) -> Profile:
         raise UserError(f"{where}: not valid JSON ({' '.join(str(e).split())}): fix it or recalibrate") from None
     if not isinstance(data, dict):
         raise UserError(f"{where}: must hold a JSON object: fix it or recalibrate")
-    return profile_from_dict(data, where)
+    return data
 
 
-def profile_bytes(profile: Profile) -> bytes:
-    """The file form: sorted keys, 2-space indent, trailing newline; the same profile always gives the same bytes."""
-    return orjson.dumps(profile.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+def load_profile(path: str | Path, spec: DeviceSpec) -> Profile:
+    return profile_from_document(read_document(path), spec, f"profile {path}", file=Path(path).name)
 
 
-def save_profile(profile: Profile, path: str | Path) -> None:
-    Path(path).write_bytes(profile_bytes(profile))
+def document_bytes(doc: Mapping[str, Any]) -> bytes:
+    """The file form: sorted keys, trailing newline; the same document always gives the same bytes."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
-# GPUs whose measured profile ships with the package; others of the same family borrow it (transferred)
-_PACKAGED = {"h100": "h100.json"}
-_BORROW = {"h200": "h100"}
+# measured copy bandwidth (read + written, large device-to-device copy) of the cards calibrated here: what a
+# transfer between them scales the memory side by
+MEASURED_COPY_BW = {"h100": 3.032e12, "h200": 4.225e12}
+
+
+def transfer_profile(profile: Profile, target: DeviceSpec, target_bw: float | None = None) -> Profile:
+    """A calibrated profile moved to `target`: the memory side of every kernel scales by the ratio of measured
+    copy bandwidths (the target's measured figure when known, else its datasheet bandwidth scaled as the
+    source's was); compute, launch and host terms stay."""
+    src = profile.device or "?"
+    if target_bw is None:
+        target_bw = MEASURED_COPY_BW.get(target.key)
+    if target_bw is None:  # a card never measured: its datasheet bandwidth, derated as the source's was
+        target_bw = profile.mem_bw * target.mem_bw / _datasheet_bw(src, profile.mem_bw)
+    ratio = target_bw / profile.mem_bw
+    moved = evolve(profile, source="transferred", device=target.key, mem_bw=target_bw,
+                   transfer=Transfer(source_device=src, bw_ratio=ratio), cache=[])
+    return moved
+
+
+def _datasheet_bw(device: str, fallback: float) -> float:
+    from dsocr_trace.hardware.spec import load_device
+
+    try:
+        return load_device(device).mem_bw
+    except UserError:
+        return fallback
+
+
+# GPUs whose measured profile ships with the package (gzipped profile/2 documents)
+_PACKAGED = {"h100": "h100.json.gz", "h200": "h200.json.gz"}
 
 
 def packaged_profile(spec: DeviceSpec) -> Profile:
-    """The best profile the package has for a GPU: measured on it, else measured on a same-architecture GPU
-    and transferred, else the datasheet defaults."""
+    """The best profile the package has for a catalog GPU: measured on it, else the datasheet defaults."""
     from importlib import resources
 
-    from dsocr_trace.hardware.spec import load_device
-
-    key = spec.key if spec.key in _PACKAGED else _BORROW.get(spec.key)
-    if key is None or not spec.origin.startswith("catalog"):
+    name = _PACKAGED.get(spec.key)
+    if name is None or not spec.origin.startswith("catalog"):
         return default_profile(spec)
-    path = resources.files("dsocr_trace.hardware").joinpath("profiles", _PACKAGED[key])
+    path = resources.files("dsocr_trace.hardware").joinpath("profiles", name)
     if not path.is_file():
         return default_profile(spec)
-    prof = profile_from_dict(orjson.loads(path.read_bytes()), f"packaged profile {_PACKAGED[key]}")
-    if key != spec.key:
-        prof = transfer_profile(prof, load_device(key), spec)
-    return prof
+    doc = read_document(str(path))
+    return profile_from_document(doc, spec, f"packaged profile {name}", file=name)

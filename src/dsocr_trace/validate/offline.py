@@ -1,23 +1,31 @@
-"""Predict every workload of a measured.json with a calibrated profile and compare (runs on any CPU).
+"""Predict every workload of a measured.json with a profile and compare (runs on any CPU).
 
-Host costs: fitted on the host-bound eager decode steps of the same measurement session (the issue's "host
-costs calibrated on the same machine in the same run"); prefill walls are then out-of-sample checks.
+Nothing is fitted on the runs being checked: host costs, kernel families and in-model factors all come from the
+profile (its calibration run). Each run is predicted with the routing it really produced (its measured rows per
+expert), so MoE error is the model's, not the routing's. Runs whose workload is one of the profile's calibration
+workloads are flagged `held_out: false`; accuracy claims use the held-out ones.
+
+Also here: the in-model factor fit of a calibration run (kernels.inmodel), which needs traces.
 """
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dsocr_trace.analyze import load_model, run_analysis, trace_phase
-from dsocr_trace.costs import cost_trace
-from dsocr_trace.hardware.calibration import fit_graph_gap, fit_host_costs, profile_from_calibration
+from dsocr_trace.costs import CostOptions, cost_trace
+from dsocr_trace.costs.routing import Routing, histogram_routing
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
+from dsocr_trace.memory import phase_peak
 from dsocr_trace.plan import host_counts
 from dsocr_trace.report.build import build_report
 from dsocr_trace.request import predict_request
-from dsocr_trace.validate.compare import compare_run, summarize
-from dsocr_trace.workload import make_workload
+from dsocr_trace.validate.calsweep import CALIBRATION_DECODE, CALIBRATION_PREFILL, workload_label
+from dsocr_trace.validate.compare import compare_run, rel_err, summarize
+from dsocr_trace.workload import Workload, make_workload
 
 _GPU_KEYS = (("H200", "h200"), ("H100", "h100"), ("A100", "a100"), ("L40S", "l40s"), ("5090", "rtx5090"),
              ("4090", "rtx4090"))
@@ -30,18 +38,39 @@ def device_for(name: str) -> DeviceSpec:
     return load_device("h100")
 
 
-def _workload(w: dict[str, Any]) -> Any:
+def run_workload(w: Mapping[str, Any]) -> Workload:
+    """The Workload a measured run was made with (decode: the KV length before the step)."""
     crops = f"{w['crops'][0]}x{w['crops'][1]}" if w.get("crops") else None
     kv = w.get("kv_len") if w["phase"] == "decode" else None
     return make_workload(w["mode"], crops=crops, prompt_tokens=int(w.get("prompt_tokens", 12)),
                          batch=int(w["batch"]), output_tokens=1, kv_len=kv)
 
 
-HOST_BOUND = 4.0  # a step is host-bound when its wall exceeds its kernel time this many times
+def run_routing(run: Mapping[str, Any]) -> Routing:
+    """The routing the run's random-weight router produced (uniform when the run did not record it)."""
+    rows = (run.get("checks") or {}).get("expert_rows")
+    if not rows:
+        return Routing()
+    return histogram_routing({int(k): v for k, v in rows.items()}, "measured")
 
 
-def host_rows(model_id: str, runs: list[dict[str, Any]]) -> list[tuple[int, int, int, float]]:
-    """Counts of host work (from our trace of the same workload) against measured wall, host-bound steps only."""
+def run_label(w: Mapping[str, Any]) -> str:
+    if w["phase"] == "decode":
+        return f"decode@{w['batch']} KV{w.get('kv_len')}"
+    crops = f"{w['crops'][0]}x{w['crops'][1]}" if w.get("crops") else None
+    return workload_label(w["mode"], crops, int(w["batch"]), int(w.get("prompt_tokens", 12)))
+
+
+def in_calibration(w: Mapping[str, Any]) -> bool:
+    """Whether the run's workload is one of the fixed calibration workloads (validate.calsweep)."""
+    if w["phase"] == "decode":
+        return any(int(w["batch"]) == b and int(w.get("kv_len") or -1) in kvs for b, kvs in CALIBRATION_DECODE)
+    return run_label(w) in {workload_label(*c) for c in CALIBRATION_PREFILL}
+
+
+def host_rows(model_id: str, runs: Iterable[Mapping[str, Any]]) -> list[tuple[int, int, int, float]]:
+    """Counts of host work (from our trace of the same workload) against measured wall, host-bound eager
+    decode steps only (wall > HOST_BOUND x kernel time): what host cost per call is fitted on at calibration."""
     lm = load_model(model_id)
     rows = []
     for r in runs:
@@ -50,13 +79,17 @@ def host_rows(model_id: str, runs: list[dict[str, Any]]) -> list[tuple[int, int,
             continue
         if t["wall_s"] < HOST_BOUND * t["device_s"]:
             continue
-        wl = _workload(w)
+        wl = run_workload(w)
         tr = trace_phase(lm, model_id, wl, w["phase"], kv_len=wl.kv_len)
         rows.append((*host_counts(tr, cost_trace(tr)), float(t["wall_s"])))
     return rows
 
 
-def graph_rows(runs: list[dict[str, Any]]) -> list[tuple[float, float, int]]:
+HOST_BOUND = 4.0
+
+
+def graph_rows(runs: Iterable[Mapping[str, Any]]) -> list[tuple[float, float, int]]:
+    runs = list(runs)
     eager = {(r["workload"]["batch"], r["workload"].get("kv_len")): r["total"] for r in runs
              if r.get("execution") == "eager" and r["workload"]["phase"] == "decode" and "error" not in r}
     out = []
@@ -68,37 +101,76 @@ def graph_rows(runs: list[dict[str, Any]]) -> list[tuple[float, float, int]]:
     return out
 
 
-def validate_measured(measured: dict[str, Any], calibration: dict[str, Any] | None, model_id: str,
-                      profile: Profile | None = None, spec: DeviceSpec | None = None,
-                      op_times: dict[str, Any] | None = None, fit_host: bool = True) -> dict[str, Any]:
-    spec = spec or device_for(str(measured.get("device", {}).get("name", "")))
-    if profile is None:
-        if calibration is None:
-            raise ValueError("need a calibration or a profile")
-        profile = profile_from_calibration(calibration, spec, op_times=op_times)
-    if fit_host:
-        profile = fit_host_costs(profile, host_rows(model_id, measured["runs"]))
-        profile = fit_graph_gap(profile, graph_rows(measured["runs"]))
+def memory_row(run: Mapping[str, Any], analysis: Any) -> dict[str, Any] | None:
+    """Predicted vs measured peak device memory of the run's step (torch.cuda.max_memory_allocated)."""
+    mem = (run.get("checks") or {}).get("memory") or {}
+    if not mem.get("peak_allocated_bytes"):
+        return None
+    phase = run["workload"]["phase"]
+    pred = phase_peak(analysis.traces[phase], analysis.params, held_bytes=int(mem.get("held_by_harness_bytes", 0)))
+    meas = float(mem["peak_allocated_bytes"])
+    return {"predicted_bytes": pred["total_bytes"], "measured_bytes": meas,
+            "error": rel_err(pred["total_bytes"], meas), "components": pred}
+
+
+def validate_measured(measured: Mapping[str, Any], profile: Profile, spec: DeviceSpec,
+                      model_id: str) -> dict[str, Any]:
+    """Every run of a measured file predicted with `profile` on `spec` and compared."""
     rows = []
     for r in measured["runs"]:
         if "error" in r:
             continue
         w = r["workload"]
-        wl = _workload(w)
-        a = run_analysis(model_id, wl)
+        wl = run_workload(w)
+        a = run_analysis(model_id, wl, opts=CostOptions(routing=run_routing(r)))
         execution = r.get("execution", "eager")
         pred = predict_request(a, spec, profile, execution)
-        report = build_report(a, pred)
-        rows.append(compare_run(report["predictions"], r, w["phase"]))
+        row = compare_run(build_report(a, pred)["predictions"], dict(r), w["phase"])
+        row["held_out"] = not in_calibration(w)
+        row["label"] = run_label(w)
+        if execution == "eager":
+            row["memory"] = memory_row(r, a)
+        rows.append(row)
     return {
         "schema": "dsocr-trace/validation/1",
         "device": measured.get("device", {}),
-        "profile": profile.source,
-        "host_costs": {"host_op_s": profile.host_op_s, "host_view_s": profile.host_view_s,
-                       "host_module_s": profile.host_module_s, "graph_kernel_s": profile.graph_kernel_s,
-                       "fitted_on": f"host-bound eager decode steps (wall > {HOST_BOUND}x kernel time) and "
-                                    "CUDA-graph decode replays of this measurement session; prefill walls are "
-                                    "out of sample"},
+        "profile": profile.label,
+        "provenance": profile.provenance(),
+        "host_costs": {"host_op_s": profile.host_op_s, "graph_kernel_s": profile.graph_kernel_s,
+                       "fitted_on": "the profile's calibration run (eager and CUDA-graph decode steps of the "
+                                    "calibration set), not on these runs"},
         "runs": rows,
         "summary": summarize(rows),
+        "summary_held_out": summarize([x for x in rows if x["held_out"]]),
     }
+
+
+# -- in-model factors ------------------------------------------------------------------------------------
+def inmodel_observations(model: Any, runs: Iterable[Mapping[str, Any]], model_id: str
+                         ) -> list[tuple[dict[str, float], float]]:
+    """Per module of each eager run: (standalone estimate per in-model bucket, measured exclusive seconds)."""
+    from dsocr_trace.kernels.inmodel import bucket
+    from dsocr_trace.kernels.query import query_of
+
+    lm = load_model(model_id)
+    obs: list[tuple[dict[str, float], float]] = []
+    for r in runs:
+        if r.get("execution") != "eager" or "error" in r or not r.get("modules"):
+            continue
+        w = r["workload"]
+        wl = run_workload(w)
+        tr = trace_phase(lm, model_id, wl, w["phase"], kv_len=wl.kv_len)
+        costs = cost_trace(tr, CostOptions(routing=run_routing(r)))
+        per: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
+        for n, c in zip(tr.nodes, costs.eager, strict=True):
+            if n.members or c is None or c.kernels <= 0 or c.kind in ("view", "sync"):
+                continue
+            q = query_of(n, c)
+            e = model.standalone(q)
+            if e is None:
+                continue
+            per[n.module_path][bucket(q.family, e.seconds, e.memory_s > e.compute_s)] += e.seconds
+        for path, m in r["modules"].items():
+            if path in per and float(m.get("device_s", 0.0)) > 0:
+                obs.append((dict(per[path]), float(m["device_s"])))
+    return obs

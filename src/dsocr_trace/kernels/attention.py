@@ -1,0 +1,43 @@
+"""Scaled-dot-product attention as dispatched (cuDNN, flash or memory-efficient: whatever the calibration
+run's PyTorch picked for these arguments): time = ideal / efficiency.
+
+Ideal: max(tensor-core FLOPs / peak, bytes / bandwidth), with the causal discount in the FLOPs (the cost
+rule's attended pairs) and the float bias in the bytes. Efficiency per class (heads, head dim, causal, mask,
+decode) over (batch x heads, query length, key length): interpolated along the one feature that varies in the
+class, else inverse-distance weighted in log space (kernels.interp.Scatter). A class never measured borrows the
+nearest measured class with the same decode flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dsocr_trace.kernels.base import Estimate, Hw, Point, roofline
+from dsocr_trace.kernels.interp import Scatter
+from dsocr_trace.kernels.query import Query
+
+
+class AttentionFamily:
+    def __init__(self, points: Sequence[Point], hw: Hw) -> None:
+        self.hw = hw
+        groups: dict[tuple[object, ...], list[tuple[tuple[float, ...], float]]] = {}
+        for p in points:
+            if p.q.family == "attention" and p.seconds > 0:
+                c, m = roofline(p.q, hw)
+                groups.setdefault(p.q.cls, []).append((p.q.x, max(c, m) / p.seconds))
+        self.classes = {c: Scatter(v) for c, v in groups.items()}
+
+    def predict(self, q: Query) -> Estimate | None:
+        sc = self.classes.get(q.cls)
+        how = "class"
+        if sc is None:
+            same = [c for c in self.classes if c[4] == q.cls[4]]
+            if not same:
+                return None
+            # nearest by heads x head dim, then the causal and mask flags
+            best = min(same, key=lambda c: (abs(c[0] * c[1] - q.cls[0] * q.cls[1]), c[2] != q.cls[2],  # type: ignore[operator]
+                                            c[3] != q.cls[3]))
+            sc, how = self.classes[best], "nearest-class"
+        eff = sc.at(q.x)
+        c, m = roofline(q, self.hw)
+        return Estimate(max(c, m) / max(eff, 1e-6), c, m, eff, how)

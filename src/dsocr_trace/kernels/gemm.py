@@ -1,0 +1,108 @@
+"""GEMM / GEMV and convolution (implicit GEMM): time = ideal / efficiency.
+
+Ideal: max(compute, memory), with compute wave-quantized: tiles = batch * ceil(M / tm) * ceil(N / tn) of
+the kernel the library picks (its name tells tm x tn: nvjet_sm90_tst_<a>x<b>_..._TN<x>, where TNT kernels
+tile (N, M) = (a, b) and TNN kernels (M, N) = (a, b)), waves = ceil(tiles / SMs), each wave one tile per SM:
+compute = waves * 2 * tm * tn * K / (peak / SMs). Memory = bytes / bandwidth (a GEMV streams the weight).
+
+Efficiency per class (op, N, K, batch, weight, dtype) is measured on the calibration sweep's M ladder and
+interpolated linearly in log M between the two neighbouring points, held at the ends; the tile is the nearer
+neighbour's. A class never measured borrows the curve of the nearest measured class (log distance in N, K)
+of the same op. Convolutions: class (C_out, C_in, kernel, stride), M = batch x output pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from dsocr_trace.kernels.base import Estimate, Hw, Point, roofline
+from dsocr_trace.kernels.interp import LogCurve
+from dsocr_trace.kernels.query import Query
+
+_NVJET = re.compile(r"nvjet_[a-z0-9]+_[a-z]+_(\d+)x(\d+)_.*_(T[NT][NT])$")
+
+
+def tile_of(kernels: Sequence[str]) -> tuple[int, int] | None:
+    """(tm, tn) of the GEMM kernel among an op's kernels, when its name says."""
+    for name in kernels:
+        m = _NVJET.search(name)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            return (b, a) if m.group(3).endswith("T") else (a, b)
+    return None
+
+
+def quantized_compute(q: Query, hw: Hw, tile: tuple[int, int] | None) -> float:
+    if tile is None or not q.detail:
+        return q.tc_flops / hw.tc_flops
+    m, n, k, batch = q.detail
+    tm, tn = tile
+    tiles = batch * math.ceil(m / tm) * math.ceil(n / tn)
+    waves = math.ceil(tiles / hw.sm_count)
+    return waves * 2.0 * tm * tn * k / (hw.tc_flops / hw.sm_count)
+
+
+def ideal(q: Query, hw: Hw, tile: tuple[int, int] | None) -> tuple[float, float]:
+    _, mem = roofline(q, hw)
+    return quantized_compute(q, hw, tile), mem
+
+
+class _Class:
+    def __init__(self, pts: list[Point], hw: Hw, use_tiles: bool) -> None:
+        rows = []
+        for p in pts:
+            tile = tile_of(p.kernels) if use_tiles else None
+            c, m = ideal(p.q, hw, tile)
+            rows.append((p.q.x[0], max(c, m) / p.seconds, tile))
+        rows.sort(key=lambda r: r[0])
+        self.curve = LogCurve([(x, e) for x, e, _ in rows])
+        by_x = {x: t for x, _, t in rows}
+        self.tiles = [by_x[x] for x in self.curve.x]
+
+
+class GemmFamily:
+    """GEMMs (family "gemm") or convolutions (family "conv"): one efficiency curve over M per class."""
+
+    def __init__(self, family: str, points: Sequence[Point], hw: Hw, use_tiles: bool = True) -> None:
+        self.family = family
+        self.hw = hw
+        self.use_tiles = use_tiles
+        groups: dict[tuple[object, ...], list[Point]] = {}
+        for p in points:
+            if p.q.family == family and p.seconds > 0:
+                groups.setdefault(p.q.cls, []).append(p)
+        self.classes = {c: _Class(ps, hw, use_tiles) for c, ps in groups.items()}
+
+    def _nearest_class(self, cls: tuple[object, ...]) -> _Class | None:
+        """The measured class closest to `cls` in log (N, K) (gemm) or log (C_out, C_in * taps) (conv), same
+        op and weight kind."""
+        def key(c: tuple[object, ...]) -> tuple[float, float]:
+            if self.family == "gemm":
+                return float(c[1]), float(c[2])  # type: ignore[arg-type]
+            taps = c[2] if isinstance(c[2], tuple) else (1,)
+            return float(c[0]), float(c[1]) * math.prod(int(t) for t in taps)  # type: ignore[arg-type]
+
+        same = [c for c in self.classes if c[0] == cls[0] and (self.family != "gemm" or c[4] == cls[4])] \
+            if self.family == "gemm" else list(self.classes)
+        if not same:
+            return None
+        n0, k0 = key(cls)
+        best = min(same, key=lambda c: (math.log(key(c)[0] / n0)) ** 2 + (math.log(key(c)[1] / k0)) ** 2)
+        return self.classes[best]
+
+    def predict(self, q: Query) -> Estimate | None:
+        cl = self.classes.get(q.cls)
+        how = "class"
+        if cl is None:
+            cl = self._nearest_class(q.cls)
+            how = "nearest-class"
+        if cl is None:
+            return None
+        x = q.x[0]
+        eff = cl.curve.at(x)
+        tile = cl.tiles[cl.curve.nearest(x)] if self.use_tiles else None
+        c, m = ideal(q, self.hw, tile)
+        sec = max(c, m) / max(eff, 1e-6)
+        return Estimate(sec, c, m, eff, how)
