@@ -100,16 +100,17 @@ def default_checkpoint(function: Callable[..., Any], *args: Any) -> Any:
     return checkpoint(function, *args, use_reentrant=False)
 
 
-def enable_checkpointing(model: nn.Module, checkpoint_fn: Callable[..., Any] = default_checkpoint) -> list[str]:
+def enable_checkpointing(model: nn.Module, checkpoint_fn: Callable[..., Any] = default_checkpoint,
+                         enabled: bool = True) -> list[str]:
     """Checkpoint every transformers GradientCheckpointingLayer (SAM and CLIP blocks, decoder layers) that holds
     a trainable parameter, the way `activation_checkpointing_enable` does (the layer's `forward` is checkpointed,
-    its module hooks stay outside). Returns the checkpointed paths."""
+    its module hooks stay outside); `enabled=False` turns it off again. Returns the layers' paths."""
     from transformers.modeling_layers import GradientCheckpointingLayer
 
     paths = []
     for path, mod in model.named_modules():
         if isinstance(mod, GradientCheckpointingLayer) and any(p.requires_grad for p in mod.parameters()):
-            mod.gradient_checkpointing = True
+            mod.gradient_checkpointing = enabled
             setattr(mod, "_gradient_checkpointing_func", checkpoint_fn)  # noqa: B010 (a module attribute)
             paths.append(path)
     return paths
@@ -129,6 +130,14 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, vocab_size: int,
     if cfg.checkpointing:
         enable_checkpointing(model, checkpoint_fn)
     return model
+
+
+Mark = Callable[[str], AbstractContextManager[Any]]
+
+
+@contextmanager
+def no_mark(part: str) -> Iterator[None]:
+    yield
 
 
 def _no_decay(name: str, module: nn.Module) -> bool:
@@ -201,30 +210,29 @@ class StepOptimizer:
                         out[t] = f"{by_target[id(target)]}:{key}"
         return out
 
-    def step(self) -> None:
+    def step(self, mark: Mark | None = None) -> None:
+        """Clip, (cast), one optimizer per stage, (copy back), zero_grad; `mark(part)` wraps each piece
+        ("clip", "cast", the stage name, "copy") for a profiler."""
+        mark = mark or no_mark
         with_grad: list[torch.Tensor] = [p for p in self.params if p.grad is not None]
         if self.cfg.max_grad_norm > 0 and with_grad:
-            torch.nn.utils.clip_grad_norm_(with_grad, self.cfg.max_grad_norm, foreach=True)
+            with mark("clip"):
+                torch.nn.utils.clip_grad_norm_(with_grad, self.cfg.max_grad_norm, foreach=True)
         masters = [self.master[id(p)] for p in with_grad] if self.master else []
-        for p, m in zip(with_grad, masters, strict=False):
-            m.grad = p.grad.float()  # type: ignore[union-attr]
-        for _, opt in self.optimizers:
-            opt.step()
         if masters:
-            with torch.no_grad():
+            with mark("cast"):
+                for p, m in zip(with_grad, masters, strict=True):
+                    m.grad = p.grad.float()  # type: ignore[union-attr]
+        for stage, opt in self.optimizers:
+            with mark(stage):
+                opt.step()
+        if masters:
+            with mark("copy"), torch.no_grad():
                 torch._foreach_copy_(with_grad, masters)
             for m in masters:
                 m.grad = None
         for p in self.params:
             p.grad = None  # zero_grad(set_to_none=True)
-
-
-Mark = Callable[[str], AbstractContextManager[Any]]
-
-
-@contextmanager
-def no_mark(part: str) -> Iterator[None]:
-    yield
 
 
 def _forward_loss(model: nn.Module, inputs: dict[str, Any], labels: torch.Tensor) -> torch.Tensor:
@@ -234,15 +242,15 @@ def _forward_loss(model: nn.Module, inputs: dict[str, Any], labels: torch.Tensor
 
 
 def train_step(model: nn.Module, inputs: dict[str, Any], labels: torch.Tensor, optimizer: StepOptimizer,
-               mark: Mark = no_mark) -> torch.Tensor:
+               mark: Mark = no_mark, optimizer_mark: Mark | None = None) -> torch.Tensor:
     """Forward + loss, backward, optimizer step; `mark(part)` wraps each part ("forward", "backward",
-    "optimizer") for whoever records or times them."""
+    "optimizer") for whoever records or times them, `optimizer_mark` the pieces of the optimizer step."""
     with mark("forward"):
         loss = _forward_loss(model, inputs, labels)
     with mark("backward"):
         loss.backward()
     with mark("optimizer"):
-        optimizer.step()
+        optimizer.step(optimizer_mark)
     return loss.detach()
 
 
