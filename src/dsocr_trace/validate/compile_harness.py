@@ -22,11 +22,13 @@ What is compiled, and how:
 Per run: device time per stage (profiler kernel durations inside `mod:<stage module>` ranges opened by forward
 hooks on the stage modules, exclusive, median over repeats: `harness.walk_step` / `harness.summarise_profile`),
 total device time, wall time (CUDA events around a whole step: median/min/max), and for compiled runs the
-compile time (first call), graph count and graph breaks (torch._dynamo counters).
+compile time (first call), graph count, graph breaks and CUDA-graph skips (torch._dynamo counters: a graph
+inductor could not put in a CUDA graph runs its kernels one by one).
 
 Output `measured.json` (schema dsocr-trace/measured/1, the inference harness's run format; rewritten after
 every run): runs with "execution": "eager" | "compiled" and "compile": {"backend", "mode", "compile_s",
-"graphs", "graph_breaks", "break_reasons"} on compiled runs. Stages and modules are the stage modules only.
+"graphs", "graph_breaks", "break_reasons", "cudagraph_skips"} on compiled runs. Stages and modules are the stage
+modules only.
 
 GPU run (about 2-3 minutes on an H200 with the defaults; every new shape compiles again, so add workloads
 sparingly):
@@ -161,9 +163,11 @@ def dynamo_counters() -> dict[str, Any]:
 
     breaks: dict[str, int] = dict(counters.get("graph_break") or {})
     stats: dict[str, int] = dict(counters.get("stats") or {})
+    inductor: dict[str, int] = dict(counters.get("inductor") or {})
     return {"graphs": int(stats.get("unique_graphs", 0)),
             "graph_breaks": int(sum(breaks.values())),
-            "break_reasons": sorted(str(r)[:200] for r in breaks)[:10]}
+            "break_reasons": sorted(str(r)[:200] for r in breaks)[:10],
+            "cudagraph_skips": int(inductor.get("cudagraph_skips", 0))}
 
 
 def _sync(device: torch.device) -> None:
