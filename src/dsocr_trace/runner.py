@@ -151,6 +151,13 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         check_target(graphml, force, "GraphML file")
         if graphml.suffix.lower() != ".graphml":
             raise UserError(f"--graphml {str(graphml)!r} should end in .graphml")
+    if train is not None:
+        from dsocr_trace.analyze import load_model
+
+        lm = load_model(model)
+        if lm.generic:
+            raise UserError(f"--phase train is implemented for DeepSeek-OCR only ({lm.architecture} was given): "
+                            "use --phase infer for other models")
     a = run_analysis(model, wl, tracer=tracer, opts=CostOptions(moe_skew=moe_skew))
     predictions = None
     if hw is not None and train is None:

@@ -161,6 +161,7 @@ class StepOptimizer:
         self.names: dict[int, str] = {}
         self.params: list[nn.Parameter] = []
         by_stage: dict[str, list[tuple[bool, torch.Tensor]]] = {}
+        self.stage_params: dict[str, list[nn.Parameter]] = {}
         self.master: dict[int, torch.Tensor] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad:
@@ -172,8 +173,9 @@ class StepOptimizer:
             if cfg.precision == "mixed":
                 target = p.detach().float()  # the fp32 master copy the optimizer updates
                 self.master[id(p)] = target
-            by_stage.setdefault(stage_fn(owner, "train"), []).append(
-                (_no_decay(name, modules.get(owner, model)), target))
+            stage = stage_fn(owner, "train")
+            by_stage.setdefault(stage, []).append((_no_decay(name, modules.get(owner, model)), target))
+            self.stage_params.setdefault(stage, []).append(p)
         self.optimizers: list[tuple[str, torch.optim.Optimizer]] = []
         for stage, items in by_stage.items():
             groups = [{"params": [t for nd, t in items if nd == no_decay],
@@ -211,26 +213,25 @@ class StepOptimizer:
         return out
 
     def step(self, mark: Mark | None = None) -> None:
-        """Clip, (cast), one optimizer per stage, (copy back), zero_grad; `mark(part)` wraps each piece
-        ("clip", "cast", the stage name, "copy") for a profiler."""
+        """Clip over every gradient, then per stage: (cast the gradients to fp32), the stage's optimizer, (copy
+        the masters back); zero_grad. `mark(piece)` wraps "clip" and each stage's piece for a profiler."""
         mark = mark or no_mark
         with_grad: list[torch.Tensor] = [p for p in self.params if p.grad is not None]
         if self.cfg.max_grad_norm > 0 and with_grad:
             with mark("clip"):
                 torch.nn.utils.clip_grad_norm_(with_grad, self.cfg.max_grad_norm, foreach=True)
-        masters = [self.master[id(p)] for p in with_grad] if self.master else []
-        if masters:
-            with mark("cast"):
-                for p, m in zip(with_grad, masters, strict=True):
-                    m.grad = p.grad.float()  # type: ignore[union-attr]
         for stage, opt in self.optimizers:
             with mark(stage):
+                params: list[torch.Tensor] = [p for p in self.stage_params[stage] if p.grad is not None]
+                masters = [self.master[id(p)] for p in params] if self.master else []
+                for p, m in zip(params, masters, strict=False):
+                    m.grad = p.grad.float()  # type: ignore[union-attr]
                 opt.step()
-        if masters:
-            with mark("copy"), torch.no_grad():
-                torch._foreach_copy_(with_grad, masters)
-            for m in masters:
-                m.grad = None
+                if masters:
+                    with torch.no_grad():
+                        torch._foreach_copy_(params, masters)
+                    for m in masters:
+                        m.grad = None
         for p in self.params:
             p.grad = None  # zero_grad(set_to_none=True)
 

@@ -21,8 +21,8 @@ Per workload (mode, batch, trainable part, checkpointing):
     profiler's own link between forward and backward; module hooks do not run in the backward pass);
   - recompute: a checkpointed layer's forward runs again inside a backward node; its children's module
     hooks open ranges there, and kernels under them count as recompute of that module;
-  - optimizer: `opt:<piece>` ranges around clipping ("whole_model"), each stage's optimizer, and under mixed
-    precision the casts and the copy back ("whole_model").
+  - optimizer: `opt:<piece>` ranges around clipping ("whole_model") and each stage's optimizer (under mixed
+    precision with its gradient casts and the copy back).
   Exclusive per module, summed per stage (`trace.ir.stage_of(path, "train")`), median over the repeats.
 
 Output `measured.json` (schema dsocr-trace/measured/1, rewritten after every workload):
@@ -164,7 +164,7 @@ def summarise_train(walks: list[dict[str, Any]], stage_fn: Callable[[str, str], 
             st[0] += us
             st[1] += n
         for piece, (us, n) in w["optimizer"].items():
-            stage = piece if piece not in ("clip", "cast", "copy") else WHOLE_MODEL
+            stage = WHOLE_MODEL if piece == "clip" else piece
             st = stages.setdefault(stage, {}).setdefault("optimizer", [0.0, 0])
             st[0] += us
             st[1] += n
