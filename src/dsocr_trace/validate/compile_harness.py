@@ -21,7 +21,9 @@ What is compiled, and how:
 
 Per run: device time per stage (profiler kernel durations inside `mod:<stage module>` ranges opened by forward
 hooks on the stage modules, exclusive, median over repeats: `harness.walk_step` / `harness.summarise_profile`),
-total device time, wall time (CUDA events around a whole step: median/min/max), and for compiled runs the
+total device time (and `device_all_kernels_s`: every kernel of the profile per step, attributed or not: kernels
+replayed inside a CUDA graph may not be linked to a CPU op), wall time (CUDA events around a whole step:
+median/min/max), and for compiled runs the
 compile time (first call), graph count, graph breaks and CUDA-graph skips (torch._dynamo counters: a graph
 inductor could not put in a CUDA graph runs its kernels one by one).
 
@@ -54,6 +56,7 @@ import torch
 from torch import nn
 
 from dsocr_trace.validate import harness
+from dsocr_trace.validate.train_harness import all_kernels_us, build_model
 
 STAGE_MODULES = {
     "model.vision_tower.sam_encoder": "vision.sam",
@@ -208,9 +211,16 @@ def _profile(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], 
                 _sync(device)
     finally:
         ranges.remove()
-    steps = [e for e in prof.events() if e.name == harness.STEP_NAME and e.device_type.name == "CPU"]
+    events = prof.events()
+    steps = [e for e in events if e.name == harness.STEP_NAME and e.device_type.name == "CPU"]
     calls = {p: c // repeats for p, c in ranges.calls.items()}
-    return [harness.walk_step(e, cpu_time=device.type != "cuda") for e in steps], calls
+    walks = [harness.walk_step(e, cpu_time=device.type != "cuda") for e in steps]
+    # every device kernel of the profile, linked to a CPU op or not (kernels replayed inside a CUDA graph may
+    # not be): a check on the per-stage attribution
+    all_us = all_kernels_us(list(events)) / max(repeats, 1)
+    for w in walks:
+        w["all_kernels_us"] = all_us
+    return walks, calls
 
 
 @torch.no_grad()
@@ -228,6 +238,8 @@ def measure(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], w
     summ = harness.summarise_profile(walks, calls, wdict["phase"])
     summ["total"].update(wall_s=statistics.median(walls), wall_min_s=min(walls), wall_max_s=max(walls),
                          wall_runs=len(walls))
+    if device.type == "cuda" and walks:
+        summ["total"]["device_all_kernels_s"] = walks[0]["all_kernels_us"] / 1e6
     run: dict[str, Any] = {"workload": wdict, "execution": execution, **summ}
     if compile_info is not None:
         run["compile"] = compile_info | {"compile_s": first_s} | dynamo_counters()
@@ -362,8 +374,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dsocr_trace.validate.train_harness import build_model
-
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = torch.device(args.device)

@@ -32,7 +32,8 @@ Output `measured.json` (schema dsocr-trace/measured/1, rewritten after every wor
             "modules": {path: {"device_s", "kernels", "passes": {...}}},
             "passes": {pass: {"device_s", "kernels"}},
             "total": {"device_s", "kernels", "wall_s", "wall_min_s", "wall_max_s", "wall_runs",
-                      "forward_wall_s", "backward_wall_s", "optimizer_wall_s"},
+                      "forward_wall_s", "backward_wall_s", "optimizer_wall_s",
+                      "device_all_kernels_s" (GPU: every kernel of the step, attributed or not)},
             "memory": {"max_allocated_bytes", "allocated_at_start_bytes", "allocated_after_forward_bytes",
                        "allocated_after_backward_bytes", "weights_bytes", "optimizer_state_bytes",
                        "gradients_bytes"},
@@ -87,6 +88,14 @@ def _kernels(ev: Any) -> tuple[float, int]:
         us += float(k.duration)
         n += 1
     return us, n
+
+
+def all_kernels_us(events: list[Any]) -> float:
+    """Every device kernel (and memcpy/memset) of a profile, linked to a CPU op or not; GPU-side copies of the
+    harness's own ranges (user annotations) excluded."""
+    own = (harness.RANGE_PREFIX, PART_PREFIX, OPT_PREFIX, harness.STEP_NAME)
+    return sum(float(e.device_time_total) for e in events if e.device_type.name == "CUDA"
+               and not getattr(e, "is_user_annotation", False) and not e.name.startswith(own))
 
 
 def _ancestors(ev: Any) -> Iterator[Any]:
@@ -339,12 +348,17 @@ def measure(model: nn.Module, optimizer: Any, wl: Any, cfg: Any, device: torch.d
             with profile(activities=acts) as prof:
                 step(Marks(device))
                 _sync(device)
-            walks.append(walk_train_step(list(prof.events()), cpu_time=device.type != "cuda"))
+            events = list(prof.events())
+            walks.append(walk_train_step(events, cpu_time=device.type != "cuda"))
+            # every kernel of the step, attributed or not (a check on the walk)
+            walks[-1]["all_kernels_us"] = all_kernels_us(events)
             if trace_path is not None and r == 0:
                 prof.export_chrome_trace(str(trace_path))
     finally:
         ranges.remove()
     summ = summarise_train(walks, stage_of)
+    if device.type == "cuda":
+        summ["total"]["device_all_kernels_s"] = statistics.median(w["all_kernels_us"] for w in walks) / 1e6
     summ["total"].update(wall_s=statistics.median(walls), wall_min_s=min(walls), wall_max_s=max(walls),
                          wall_runs=len(walls),
                          **{f"{p}_wall_s": statistics.median(x.get(p, 0.0) for x in parts)
