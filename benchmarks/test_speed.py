@@ -71,3 +71,18 @@ def test_peak_memory_reported() -> None:
     _fresh("gundam", "3x3")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS after gundam 3x3: {peak_mb:.0f} MB")
+
+
+def test_train_step_base(benchmark: Any) -> None:
+    """One fine-tuning step of base (full, AdamW): a fresh meta build, trace, costs and memory (~3.5 s here)."""
+    import dsocr_trace.train.analysis as train_mod
+    from dsocr_trace.models.training import TrainConfig
+    from dsocr_trace.train.analysis import run_train_analysis
+    from dsocr_trace.train.memory import train_memory
+
+    def run() -> Any:
+        train_mod._TRACES.clear()
+        ta = run_train_analysis(DEFAULT_MODEL, make_workload("base"), TrainConfig())
+        return train_memory(ta.trace)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)

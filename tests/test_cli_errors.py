@@ -287,6 +287,8 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "compare_bad_phase": (["compare", "{d}/with_predictions.json", "{d}/not_measured.json", "--phase", "x"],
                           "--phase"),
     "diff_not_report": (["diff", "{d}/not_report.json", "{d}/not_report.json"], "not a dsocr-trace report"),
+    "train_option_without_phase": (["analyze", "--trainable", "lora", "--out", "{d}/r6"], "add --phase train"),
+    "bad_trainable": (["analyze", "--phase", "train", "--trainable", "all", "--out", "{d}/r7"], "unknown --trainable"),
 }
 
 

@@ -111,8 +111,8 @@ def _mm_spec(m: int, n: int, k: int, seconds: float) -> dict:
 
 
 def test_calibrated_gemm_goes_through_its_family():
-    from dsocr_trace.kernels.query import node_of_spec
     from dsocr_trace.costs.base import cost_of
+    from dsocr_trace.kernels.query import node_of_spec
 
     # two measured points of one weight shape: 1024 x 1024 at M = 64 and M = 4096
     sweep = {"a": _mm_spec(64, 1024, 1024, 4e-6), "b": _mm_spec(4096, 1024, 1024, 1e-4)}

@@ -50,15 +50,28 @@ def analyze(
     timeline: Annotated[Path | None, typer.Option(help="Write the predicted kernel timeline (Chrome trace).")]
     = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the run folder.")] = False,
+    phase: Annotated[str, typer.Option(help="infer (prefill + decode) or train (+ one fine-tuning step).")]
+    = "infer",
+    optimizer: Annotated[str | None, typer.Option(help="train: adamw (fused, default) or sgd.")] = None,
+    trainable: Annotated[str | None, typer.Option(help="train: full (default), decoder or lora.")] = None,
+    lora_rank: Annotated[int | None, typer.Option(help="train: LoRA rank with --trainable lora (default 16).")]
+    = None,
+    checkpointing: Annotated[bool | None, typer.Option("--checkpointing/--no-checkpointing",
+                                                       help="train: activation checkpointing (default off).")]
+    = None,
+    precision: Annotated[str | None, typer.Option(help="train: bf16 (default, HF Trainer's) or mixed "
+                                                       "(fp32 master weights and moments).")] = None,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
-    from dsocr_trace.runner import analyze_command
+    from dsocr_trace.runner import analyze_command, train_config
 
+    train = train_config(phase, optimizer=optimizer, trainable=trainable, lora_rank=lora_rank,
+                         checkpointing=checkpointing, precision=precision)
     analyze_command(model=model, mode=mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
                     output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer, out=out,
                     graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
                     execution=execution, dtype=dtype, moe_skew=moe_skew, timeline=timeline, plots=plots,
-                    routing=routing)
+                    routing=routing, train=train)
 
 
 @app.command()

@@ -33,6 +33,7 @@ def _op_attrs(n: OpNode, cost: Cost | None, fused: Cost | None) -> dict[str, Any
         "stage": n.stage,
         "is_view": n.is_view,
         "sync": n.sync,
+        "pass_kind": n.pass_kind,
         "group": -1 if n.group is None else n.group,
         "members": len(n.members),
         "input_shapes": ";".join(_shape(t) for t in n.inputs),

@@ -64,10 +64,12 @@ def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra
             extra(tmp)
 
 
-def write_graphml_file(path: Path, force: bool, a: Analysis) -> None:
+def write_graphml_file(path: Path, force: bool, a: Analysis, extra_traces: dict[str, Any] | None = None,
+                       extra_costs: dict[str, Any] | None = None) -> None:
     from dsocr_trace.graph import build_graph, merge_phases, write_graphml
 
-    graphs = {ph: build_graph(tr, a.costs[ph].eager, a.costs[ph].fused) for ph, tr in a.traces.items()}
+    traces, costs = dict(a.traces) | (extra_traces or {}), dict(a.costs) | (extra_costs or {})
+    graphs = {ph: build_graph(tr, costs[ph].eager, costs[ph].fused) for ph, tr in traces.items()}
     with atomic_file(path, force, "GraphML file") as tmp:
         write_graphml(merge_phases(graphs), tmp)
 
@@ -87,12 +89,38 @@ def resolve_device(device: str | None, device_file: Path | None, profile: Path |
     return spec, prof
 
 
+def train_config(phase: str, *, optimizer: str | None = None, trainable: str | None = None,
+                 lora_rank: int | None = None, checkpointing: bool | None = None,
+                 precision: str | None = None) -> Any:
+    """The training-step config of `analyze --phase train` (None for --phase infer); checks the options."""
+    if phase not in ("infer", "train"):
+        raise UserError(f"unknown --phase {phase!r}: use infer or train")
+    given = {"--optimizer": optimizer, "--trainable": trainable, "--lora-rank": lora_rank,
+             "--checkpointing": checkpointing, "--precision": precision}
+    if phase == "infer":
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise UserError(f"{', '.join(extra)} apply to a training step: add --phase train")
+        return None
+    if lora_rank is not None and trainable != "lora":
+        raise UserError("--lora-rank applies to --trainable lora")
+    from dsocr_trace.models.training import TrainConfig
+
+    cfg = TrainConfig(optimizer=optimizer or "adamw", trainable=trainable or "full",
+                      lora_rank=16 if lora_rank is None else lora_rank, checkpointing=bool(checkpointing),
+                      precision=precision or "bf16")
+    cfg.check()
+    return cfg
+
+
 def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str | None, prompt_tokens: int,
                     output_tokens: int, batch: int, kv_len: int | None, tracer: str, out: Path | None,
                     graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
                     profile: Path | None = None, execution: str = "eager", dtype: str = "bf16",
                     moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
-                    routing: str | None = None) -> dict[str, Any]:
+                    routing: str | None = None, train: Any = None) -> dict[str, Any]:
+    """With `train` (a TrainConfig), the report also gets a `train` section for one fine-tuning step; its
+    predictions (with a device) are the step's, and the inference phases are counted but not timed."""
     from dsocr_trace.costs import CostOptions
     from dsocr_trace.memory import WEIGHT_BYTES
     from dsocr_trace.plan import EXECUTIONS
@@ -111,6 +139,10 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError("give either --routing or --moe-skew, not both")
     route = parse_routing(routing, moe_skew)
     hw = resolve_device(device, device_file, profile)
+    if train is not None and (timeline is not None or plots):
+        raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
+    if train is not None and execution == "graph":
+        raise UserError("--execution graph replays decode steps: use eager or fused with --phase train")
     if (timeline is not None or plots) and hw is None:
         raise UserError("--timeline and --plots need predictions: add --device NAME (see `dsocr-trace devices`)")
     if plots and out is None:
@@ -124,24 +156,100 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         check_target(graphml, force, "GraphML file")
         if graphml.suffix.lower() != ".graphml":
             raise UserError(f"--graphml {str(graphml)!r} should end in .graphml")
+    if train is not None:
+        from dsocr_trace.analyze import load_model
+
+        lm = load_model(model)
+        if lm.generic:
+            raise UserError(f"--phase train is implemented for DeepSeek-OCR only ({lm.architecture} was given): "
+                            "use --phase infer for other models")
     a = run_analysis(model, wl, tracer=tracer, opts=CostOptions(routing=route))
     predictions = None
-    if hw is not None:
+    if hw is not None and train is None:
         from dsocr_trace.request import predict_request
 
         predictions = predict_request(a, hw[0], hw[1], execution, dtype)
     report = build_report(a, predictions)
+    ta = None
+    if train is not None:
+        ta = add_train_section(report, model, wl, train, CostOptions(routing=route), hw, execution)
     print_summary(report)
     if out is not None:
-        write_run(out, force, a, report, extra=lambda folder: write_extras(folder, a, report, plots))
+        def extra(folder: Path) -> None:
+            write_extras(folder, a, report, plots)
+            if ta is not None:
+                from dsocr_trace.report.train import train_markdown, write_train_nodes
+
+                write_train_nodes(ta, folder / "train_nodes.csv")
+                (folder / "train.md").write_text(train_markdown(report))
+
+        write_run(out, force, a, report, extra=extra)
     if timeline is not None and predictions is not None:
         from dsocr_trace.report.timeline import write_timeline
 
         with atomic_file(timeline, force, "timeline file") as tmp:
             write_timeline(report, tmp)
     if graphml is not None:
-        write_graphml_file(graphml, force, a)
+        write_graphml_file(graphml, force, a, {"train": ta.trace} if ta is not None else None,
+                           {"train": ta.costs} if ta is not None else None)
     return report
+
+
+def add_train_section(report: dict[str, Any], model: str, wl: Any, cfg: Any, opts: Any, hw: tuple[Any, Any] | None,
+                      execution: str) -> Any:
+    """Trace, cost and (with a device) time one training step; put it in report["train"] and print it."""
+    from dsocr_trace.report.train import train_section
+    from dsocr_trace.train.analysis import run_train_analysis
+    from dsocr_trace.train.memory import train_memory
+
+    ta = run_train_analysis(model, wl, cfg, opts)
+    memory = train_memory(ta.trace, ta.omitted_params_bytes, hw[0].mem_bytes if hw is not None else None)
+    predictions = None
+    if hw is not None:
+        from dsocr_trace.train.predict import predict_train
+
+        predictions = predict_train(ta, hw[0], hw[1], execution)
+    report["train"] = train_section(ta, memory, predictions)
+    print_train_summary(report)
+    return ta
+
+
+def print_train_summary(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = report["train"]
+    preds = (t.get("predictions") or {}).get("stages", {})
+    table = Table(title=f"training step ({t['config']['trainable']}, {t['config']['optimizer']}, "
+                        f"{t['config']['precision']}, checkpointing {'on' if t['config']['checkpointing'] else 'off'})",
+                  title_justify="left")
+    cols = ["stage", "forward FLOP", "backward FLOP", "recompute FLOP", "optimizer FLOP", "bytes"]
+    if preds:
+        cols += ["device ms", "wall ms"]
+    for col in cols:
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, s in t["stages"].items():
+        row = [name] + [_fmt(s[p]["flops"], "FLOP") for p in ("forward", "backward", "recompute", "optimizer")]
+        row.append(_fmt(s["total"]["bytes"], "B"))
+        if preds:
+            ps = preds.get(name, {})
+            row += [f"{ps.get('device_s', 0) * 1e3:.3f}", f"{ps.get('wall_s', 0) * 1e3:.3f}"]
+        table.add_row(*row)
+    console = Console(width=140)
+    console.print(table)
+    m = t["memory"]
+    pk = m["peak"]
+    line = (f"memory: weights {_fmt(m['weights_bytes'], 'B')}, "
+            f"optimizer states {_fmt(m['optimizer_state_bytes'], 'B')}, gradients {_fmt(m['gradients_bytes'], 'B')}, "
+            f"saved activations {_fmt(m['saved_activations_bytes'], 'B')}; peak {_fmt(pk['total_bytes'], 'B')} "
+            f"({pk['pass']})")
+    if "fits" in m:
+        line += f", {'fits' if m['fits'] else 'does NOT fit'} on the device"
+    console.print(line)
+    pr = t.get("predictions")
+    if pr:
+        console.print(f"step on {pr['device']['name']} ({pr['execution']}): wall {pr['step']['wall_s'] * 1e3:.2f} ms, "
+                      f"device {pr['step']['device_s'] * 1e3:.2f} ms")
 
 
 def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from dsocr_trace.costs import attention, gemm, misc, movement, pointwise, reduction, semantic  # noqa: F401
+from dsocr_trace.costs import (  # noqa: F401
+    attention,
+    gemm,
+    misc,
+    movement,
+    optimizer,
+    pointwise,
+    reduction,
+    semantic,
+)
 from dsocr_trace.costs.base import (
     DEFAULT_OPTIONS,
     RULES,

@@ -121,3 +121,13 @@ def write_bytes(node: OpNode) -> float:
 
 def out_numel(node: OpNode) -> int:
     return sum(t.numel for t in node.outputs)
+
+
+def call_arg(node: OpNode, index: int, name: str, default: Any = None) -> Any:
+    """The op's argument at `index` (or keyword `name`) from its recorded call; tensors as their TensorRef."""
+    call = node.call or {}
+    args, kwargs = call.get("args") or [], call.get("kwargs") or {}
+    val = args[index] if index < len(args) else kwargs.get(name, default)
+    if isinstance(val, dict) and set(val) == {"t"}:
+        return node.inputs[val["t"]]
+    return val

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from dsocr_trace.costs.base import Cost, CostOptions, read_bytes, rule, write_bytes
+from dsocr_trace.costs.base import Cost, CostOptions, call_arg, read_bytes, rule, write_bytes
 from dsocr_trace.trace.ir import OpNode
 
 
@@ -82,19 +82,41 @@ def expert_rows(node: OpNode, opts: CostOptions, experts: int, rows: int, top_k:
 
 @rule("aten._grouped_mm")
 def grouped_mm(node: OpNode, opts: CostOptions) -> Cost:
-    """MoE grouped GEMM: rows of A are token-expert pairs sorted by expert, B holds every expert's weight.
+    """MoE grouped GEMM over G experts; rows are token-expert pairs sorted by expert, `offs` splits them.
 
-    FLOPs = 2 * rows * K * N (only the routed pairs are computed). Weight bytes = the experts the batch
-    really touches (rows > 0 under the routing assumption), not all E: the kernel skips experts with no rows.
+    Forward and input gradient, A 2-D (rows x K), B 3-D (G x K x N): FLOPs = 2 * rows * K * N; B's bytes are
+    the experts the batch really touches (rows > 0 under the routing assumption), not all G: the kernel skips
+    experts with no rows.
+    Weight gradient, A 2-D (K x rows, a transposed view) and B 2-D (rows x N), out G x K x N: each expert's
+    slice of rows contracts on its own, FLOPs = 2 * K * rows * N; the touched experts' slices are written.
+    Both 3-D (a plain batched GEMM): FLOPs = 2 * out numel * K.
     """
     a, w = node.inputs[0], node.inputs[1]
+    top_k = int(node.attrs.get("moe_top_k", 1))
+    other = sum(t.distinct_numel * t.itemsize for t in node.inputs[2:])  # offsets
+    if len(a.shape) == 2 and len(w.shape) == 2:
+        out = node.outputs[0]
+        k, rows = a.shape
+        n, e = w.shape[-1], out.shape[0]
+        touched = sum(1 for r in expert_rows(node, opts, e, rows, top_k) if r > 0)
+        return Cost(
+            tc_flops=2.0 * k * rows * n,
+            bytes_read=a.distinct_numel * a.itemsize + w.distinct_numel * w.itemsize + other,
+            bytes_written=touched * k * n * out.itemsize,
+            kind="grouped_gemm",
+            shape={"m": k, "n": n, "k": rows, "experts": e, "experts_touched": touched, "top_k": top_k,
+                   "weight": ""},
+        )
+    if len(a.shape) == 3:
+        return Cost(tc_flops=2.0 * node.outputs[0].numel * a.shape[-1], bytes_read=read_bytes(node),
+                    bytes_written=write_bytes(node), kind="grouped_gemm",
+                    shape={"m": a.shape[-2], "n": w.shape[-1], "k": a.shape[-1], "experts": a.shape[0],
+                           "experts_touched": a.shape[0], "top_k": top_k, "weight": w.param or ""})
     rows, k = a.shape[-2], a.shape[-1]
     e, n = w.shape[0], w.shape[-1]
-    top_k = int(node.attrs.get("moe_top_k", 1))
     per = expert_rows(node, opts, e, rows, top_k)
     touched = sum(1 for r in per if r > 0)
     per_expert = k * n * w.itemsize
-    other = sum(t.distinct_numel * t.itemsize for t in node.inputs[2:])  # offsets
     return Cost(
         tc_flops=2.0 * rows * k * n,
         bytes_read=a.distinct_numel * a.itemsize + touched * per_expert + other,
@@ -120,6 +142,28 @@ def convolution(node: OpNode, opts: CostOptions) -> Cost:
         kind="conv",
         shape={"m": b * math.prod(spatial), "n": co, "k": ci_per_group * math.prod(kernel),
                "kernel": list(kernel), "in": list(x.shape), "weight": w.param or ""},
+    )
+
+
+@rule("aten.convolution_backward")
+def convolution_backward(node: OpNode, opts: CostOptions) -> Cost:
+    """convolution_backward(grad_out, input, weight, ..., output_mask): the input gradient is a transposed
+    convolution and the weight gradient a convolution of input with grad_out, each with the forward's FLOPs;
+    the bias gradient sums grad_out. output_mask says which of the three autograd needs (one kernel each)."""
+    grad, x, w = call_arg(node, 0, "grad_output"), call_arg(node, 1, "input"), call_arg(node, 2, "weight")
+    mask = [bool(m) for m in call_arg(node, 10, "output_mask", [True, True, True])]
+    b, co, spatial = grad.shape[0], grad.shape[1], grad.shape[2:]
+    ci_per_group, kernel = w.shape[1], w.shape[2:]
+    forward = 2.0 * b * co * math.prod(spatial) * ci_per_group * math.prod(kernel)
+    return Cost(
+        tc_flops=forward * (int(mask[0]) + int(mask[1])),
+        cc_flops=float(grad.numel) if mask[2] else 0.0,
+        bytes_read=read_bytes(node),
+        bytes_written=write_bytes(node),
+        kind="conv",
+        kernels=max(1, sum(mask)),
+        shape={"m": b * math.prod(spatial), "n": co, "k": ci_per_group * math.prod(kernel), "kernel": list(kernel),
+               "in": list(x.shape), "weight": w.param or "", "output_mask": mask},
     )
 
 

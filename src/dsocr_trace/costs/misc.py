@@ -16,6 +16,8 @@ VIEW_OPS = (
     # host-side bookkeeping that torch.export records around vmap (no kernel)
     "_vmap_increment_nesting", "_vmap_decrement_nesting", "_add_batch_dim", "_remove_batch_dim",
     "lazy_load_decompositions",
+    # profiler ranges torch.optim opens around each optimizer step (host only)
+    "profiler._record_function_enter_new", "profiler._record_function_exit",
 )
 
 

@@ -3,11 +3,16 @@
 A gather reads the rows it picks (not the whole table) plus the indices; a scatter writes the rows it puts.
 transformers' DynamicCache grows by `cat` every decode step: reading the whole cache and writing it again is
 exactly what this rule charges.
+
+Training adds the gradients of these ops: a slice/select gradient is a zero fill of the input's shape plus a
+copy of the gradient into the slice; an embedding gradient writes the whole (vocab x hidden) table (zero fill,
+then the rows of the looked-up tokens summed per distinct token); an upsample gradient scatters each output
+gradient back onto its taps; masked_scatter's gradient picks the masked elements of the gradient.
 """
 
 from __future__ import annotations
 
-from dsocr_trace.costs.base import Cost, CostOptions, out_numel, read_bytes, rule, write_bytes
+from dsocr_trace.costs.base import Cost, CostOptions, call_arg, out_numel, read_bytes, rule, write_bytes
 from dsocr_trace.costs.pointwise import pointwise_shape
 from dsocr_trace.trace.ir import OpNode
 
@@ -51,12 +56,56 @@ def masked_scatter(node: OpNode, opts: CostOptions) -> Cost:
                 shape={"numel": out_numel(node), "contiguous": True}, kernels=2)  # prefix-sum + scatter
 
 
+def _taps(op: str) -> int:
+    """Interpolation taps per output element: bicubic 4x4, bilinear 2x2, linear 2, nearest 1 (antialiased
+    kernels widen the taps when shrinking; not charged)."""
+    return 16 if "bicubic" in op else 4 if "bilinear" in op else 2 if "linear1d" in op else 1
+
+
 @rule("aten.upsample_bicubic2d", "aten._upsample_bicubic2d_aa", "aten.upsample_bilinear2d",
       "aten._upsample_bilinear2d_aa", "aten.upsample_linear1d", "aten.upsample_nearest2d")
 def resample(node: OpNode, opts: CostOptions) -> Cost:
-    # taps per output element: bicubic 4x4, bilinear 2x2, linear 2, nearest 1; a multiply-add per tap.
-    # Antialiased kernels widen the taps when shrinking: charged as bicubic.
-    name = node.op
-    taps = 16 if "bicubic" in name else 4 if "bilinear" in name else 2 if "linear1d" in name else 1
-    return Cost(cc_flops=2.0 * taps * out_numel(node), bytes_read=read_bytes(node),
+    # a multiply-add per tap
+    return Cost(cc_flops=2.0 * _taps(node.op) * out_numel(node), bytes_read=read_bytes(node),
                 bytes_written=write_bytes(node), kind="elementwise", shape=pointwise_shape(node))
+
+
+@rule("aten.upsample_bicubic2d_backward", "aten._upsample_bicubic2d_aa_backward", "aten.upsample_bilinear2d_backward",
+      "aten._upsample_bilinear2d_aa_backward", "aten.upsample_linear1d_backward", "aten.upsample_nearest2d_backward")
+def resample_backward(node: OpNode, opts: CostOptions) -> Cost:
+    # the input gradient is zero-filled, then each output gradient is multiplied onto its taps and added
+    grad = node.inputs[0]
+    return Cost(cc_flops=2.0 * _taps(node.op) * grad.numel, bytes_read=float(grad.distinct_numel * grad.itemsize),
+                bytes_written=write_bytes(node), kind="elementwise", kernels=2, shape=pointwise_shape(node))
+
+
+@rule("aten.slice_backward", "aten.select_backward", "aten.diagonal_backward", "aten.unfold_backward",
+      "aten.as_strided_backward")
+def view_backward(node: OpNode, opts: CostOptions) -> Cost:
+    """Gradient of a view: a zero tensor of the input's shape with the view's gradient copied in."""
+    grad, out = node.inputs[0], node.outputs[0]
+    return Cost(bytes_read=float(grad.distinct_numel * grad.itemsize), bytes_written=float(out.nbytes + grad.nbytes),
+                kind="copy", kernels=2, shape={"numel": out.numel, "contiguous": True, "broadcast": False})
+
+
+@rule("aten.embedding_dense_backward")
+def embedding_backward(node: OpNode, opts: CostOptions) -> Cost:
+    """embedding_dense_backward(grad (N, D), indices (N), num_weights, ...) -> the (num_weights, D) gradient.
+
+    CUDA sorts the indices, sums the gradient rows per distinct token and writes a zero-filled table: three
+    kernel groups; one add per gradient element."""
+    grad, indices = call_arg(node, 0, "grad_output"), call_arg(node, 1, "indices")
+    out = node.outputs[0]
+    return Cost(cc_flops=float(grad.numel), bytes_read=float(grad.distinct_numel * grad.itemsize + indices.nbytes),
+                bytes_written=float(out.nbytes), kind="gather", kernels=3,
+                shape={"numel": out.numel, "contiguous": False})
+
+
+@rule("aten.masked_scatter_backward", "aten.masked_select")
+def masked_select(node: OpNode, opts: CostOptions) -> Cost:
+    # the masked elements of the first input (as many as the output holds) and the whole mask; a prefix sum
+    # over the mask then the gather
+    src, out = node.inputs[0], node.outputs[0]
+    mask = sum(t.distinct_numel * t.itemsize for t in node.inputs[1:] if t.dtype == "bool")
+    return Cost(bytes_read=float(out.numel * src.itemsize + mask), bytes_written=float(out.nbytes), kind="gather",
+                kernels=2, shape={"numel": out.numel, "contiguous": False})

@@ -22,6 +22,12 @@ _PER_ELEMENT: dict[str, int] = {
     "aten.logical_or": 1, "aten.logical_not": 1, "aten.where": 1, "aten.masked_fill": 1,
     "aten.masked_fill_": 1, "aten.add_": 1, "aten.mul_": 1, "aten.div_": 1, "aten.sub_": 1,
     "aten.__and__": 1, "aten.__or__": 1, "aten.lerp": 3, "aten.addcmul": 2, "aten.addcdiv": 2,
+    # activation gradients (training): grad * f'(x)
+    "aten.threshold_backward": 1,  # grad where x > threshold
+    "aten.sigmoid_backward": 3,  # grad * y * (1 - y)
+    "aten.tanh_backward": 3,  # grad * (1 - y^2)
+    "aten.silu_backward": 9,  # s = sigmoid(x) (4); grad * s * (1 + x * (1 - s)) (5)
+    "aten.gelu_backward": 10,  # grad * (cdf(x) + x * pdf(x)): erf, exp and their arithmetic
 }
 
 

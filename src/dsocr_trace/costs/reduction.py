@@ -3,13 +3,18 @@
 FLOPs are per input element: LayerNorm ~8 (mean, centre, square, sum, rsqrt, scale, affine w and b),
 softmax ~5 (max, subtract, exp, sum, divide), sum/mean 1, top-k ~log2(k)+1 compares, sort ~log2(n)
 compares, histogram and scan 1.
+
+Training adds the backward ops: LayerNorm backward ~13 per element (dx ~10, dgamma 2, dbeta 1, two kernels),
+softmax and log-softmax backward 4 (a row sum of grad * y, a subtract, a multiply), and the loss:
+nll_loss_forward picks one log-probability per row (reads N values, not the N x C table), nll_loss_backward
+writes the whole N x C gradient (a zero fill, then -1/N scattered at the targets).
 """
 
 from __future__ import annotations
 
 import math
 
-from dsocr_trace.costs.base import Cost, CostOptions, read_bytes, rule, write_bytes
+from dsocr_trace.costs.base import Cost, CostOptions, call_arg, read_bytes, rule, write_bytes
 from dsocr_trace.trace.ir import OpNode
 
 
@@ -58,3 +63,34 @@ def sort(node: OpNode, opts: CostOptions) -> Cost:
 @rule("aten.histc", "aten.bincount", "aten.cumsum", "aten.cumprod")
 def scan(node: OpNode, opts: CostOptions) -> Cost:
     return _reduce(node, 1, kind="sort")
+
+
+@rule("aten.native_layer_norm_backward")
+def layer_norm_backward(node: OpNode, opts: CostOptions) -> Cost:
+    # inputs: grad_out, x, mean, rstd, weight, bias: dx in one kernel, dgamma/dbeta column sums in another
+    c = _reduce(node, 13)
+    return Cost(cc_flops=c.cc_flops, bytes_read=c.bytes_read, bytes_written=c.bytes_written, kind=c.kind,
+                kernels=2, shape=c.shape)
+
+
+@rule("aten._softmax_backward_data", "aten._log_softmax_backward_data")
+def softmax_backward(node: OpNode, opts: CostOptions) -> Cost:
+    return _reduce(node, 4)
+
+
+@rule("aten.nll_loss_forward", "aten.nll_loss2d_forward")
+def nll_loss(node: OpNode, opts: CostOptions) -> Cost:
+    logp, target = call_arg(node, 0, "self"), call_arg(node, 1, "target")
+    rows = target.numel
+    return Cost(cc_flops=float(rows), bytes_read=float(rows * logp.itemsize + target.nbytes),
+                bytes_written=write_bytes(node), kind="reduction",
+                shape={"numel": rows, "row": 1, "contiguous": False})
+
+
+@rule("aten.nll_loss_backward", "aten.nll_loss2d_backward")
+def nll_loss_backward(node: OpNode, opts: CostOptions) -> Cost:
+    target = call_arg(node, 2, "target")
+    out = node.outputs[0]
+    return Cost(cc_flops=float(target.numel), bytes_read=float(target.nbytes + target.numel * out.itemsize),
+                bytes_written=float(out.nbytes), kind="copy", kernels=2,
+                shape={"numel": out.numel, "contiguous": True, "broadcast": False})

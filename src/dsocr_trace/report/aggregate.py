@@ -31,9 +31,13 @@ def _add(acc: dict[str, float], c: Any) -> None:
 
 
 def phase_stage(stage: str, phase: str) -> str:
+    """Report stage of a node: prefill splits decoder and lm_head off the decode step; a training step keeps
+    the trace's stages."""
     if phase == "decode":
         return "decode.step"
-    return {"decoder": "decoder.prefill", "lm_head": "lm_head.prefill"}.get(stage, stage)
+    if phase == "prefill":
+        return {"decoder": "decoder.prefill", "lm_head": "lm_head.prefill"}.get(stage, stage)
+    return stage
 
 
 def stage_totals(traces: dict[str, Trace], costs: dict[str, NodeCosts]) -> dict[str, dict[str, float]]:

@@ -38,6 +38,12 @@ SEMANTIC_OPS = (ATTENTION, MOE_EXPERTS, RMS_NORM, PATCH_EMBED)
 
 # Stages, in the order a request runs them.
 STAGES = ("vision.sam", "vision.clip", "projector", "decoder", "lm_head")
+# Stage of a training-step op that spans several stages (gradient clipping's norm over every gradient).
+WHOLE_MODEL = "whole_model"
+
+# Parts of a training step an op belongs to (OpNode.pass_kind); inference traces are all "forward".
+# "recompute" is a forward op run again inside the backward pass by activation checkpointing.
+PASSES = ("forward", "backward", "recompute", "optimizer")
 
 
 @frozen
@@ -112,6 +118,9 @@ class OpNode:
     # which Python-level torch call (as a TorchFunctionMode sees it) dispatched this op; -1 if none. Eager host
     # time is paid per Python call, not per aten op (F.linear issues t + addmm under one call)
     pycall: int = -1
+    # forward | backward | recompute | optimizer (see PASSES); backward ops carry the module path of the forward
+    # op whose autograd node ran them
+    pass_kind: str = "forward"
 
 
 @define
@@ -148,19 +157,20 @@ def stage_of(module_path: str, phase: str) -> str:
     """Map a module path of the DeepSeek-OCR build to its stage.
 
     Glue at the vision-tower and top-model level (CLIP/SAM concat, newline and separator insertion, scatter
-    into the text embeddings) belongs to the projector stage: it is the vision-to-text bridge.
+    into the text embeddings) belongs to the projector stage when the whole prompt runs (prefill, a training
+    step): it is the vision-to-text bridge. A training step's loss (module "loss") belongs to lm_head.
     """
     p = module_path
     if p.startswith("model.vision_tower.sam_encoder"):
         return "vision.sam"
     if p.startswith("model.vision_tower.vision_encoder"):
         return "vision.clip"
-    if p.startswith("lm_head"):
+    if p.startswith("lm_head") or p == "loss":
         return "lm_head"
     if p.startswith("model.language_model"):
         return "decoder"
     if p.startswith("model.multi_modal_projector") or p.startswith("model.vision_tower") or p == "model":
-        return "projector" if phase == "prefill" else "decoder"
+        return "decoder" if phase == "decode" else "projector"
     if p == "":
         return "lm_head"  # the top-level fp32 cast of the logits
     return "decoder"

@@ -229,6 +229,12 @@ class Recorder(TorchDispatchMode):
         return out
 
     # -- semantic nodes ------------------------------------------------------------------------------------
+    def run_sdpa(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+        """Compute one scaled_dot_product_attention call (its inner ops are not recorded). Inference runs it as
+        called; a training recorder routes it to the fused kernel a GPU runs, so autograd records that
+        kernel's backward."""
+        return func(*args, **kwargs)  # type: ignore[no-any-return]
+
     def emit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any, out: torch.Tensor,
                        is_causal: bool, scale: float | None) -> None:
         ins = [self.ref(q), self.ref(k), self.ref(v)]
@@ -317,7 +323,7 @@ class _SdpaCatcher(TorchFunctionMode):
             scale = kwargs.get("scale")
             self.rec.suppress += 1
             try:
-                out = func(*args, **kwargs)
+                out = self.rec.run_sdpa(func, args, kwargs)
             finally:
                 self.rec.suppress -= 1
             self.rec.emit_attention(q, k, v, mask, out, is_causal, scale)
@@ -326,9 +332,10 @@ class _SdpaCatcher(TorchFunctionMode):
 
 
 @contextmanager
-def recording(model: nn.Module, phase: str, stage_fn: StageFn) -> Iterator[Recorder]:
-    """Record every op of whatever forward runs inside the block."""
-    rec = Recorder(model, phase, stage_fn)
+def recording(model: nn.Module, phase: str, stage_fn: StageFn, rec: Recorder | None = None) -> Iterator[Recorder]:
+    """Record every op of whatever forward runs inside the block (into `rec` when given, e.g. a training
+    recorder)."""
+    rec = Recorder(model, phase, stage_fn) if rec is None else rec
     h1 = nn.modules.module.register_module_forward_pre_hook(lambda m, a: rec.push_module(m, a))
     h2 = nn.modules.module.register_module_forward_hook(lambda m, a, o: rec.pop_module(m, o), always_call=True)
     try:
