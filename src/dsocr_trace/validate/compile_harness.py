@@ -315,6 +315,10 @@ def run_all(model: nn.Module, device: torch.device, opts: argparse.Namespace,
                         "compiled": list(DECODE_MODULES), "cache": "StaticCache", "max_cache_len": kv + steps + 8}
 
                 def compiled_step(cache: Any = cache, dec: KVInputs = dec) -> Any:
+                    # each step is a new CUDA-graph generation: the previous step's outputs may be overwritten
+                    mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+                    if mark is not None:
+                        mark()
                     return model(input_ids=dec.input_ids, cache=cache, use_cache=True)
 
                 emit(measure(model, compiled_step, DECODE_MODULES, wdict, "compiled", device, opts, info))
