@@ -64,10 +64,15 @@ def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra
             extra(tmp)
 
 
-def write_graphml_file(path: Path, force: bool, a: Analysis) -> None:
-    from dsocr_trace.graph import build_graph, merge_phases, write_graphml
+def write_graphml_file(path: Path, force: bool, a: Analysis, report: dict[str, Any] | None = None) -> None:
+    """Both phases' op graphs; with a report that has predictions, each op and module node carries its
+    predicted device and host time."""
+    from dsocr_trace.graph import build_graph, merge_phases, node_predictions, write_graphml
 
-    graphs = {ph: build_graph(tr, a.costs[ph].eager, a.costs[ph].fused) for ph, tr in a.traces.items()}
+    preds = (report or {}).get("predictions") or {}
+    graphs = {ph: build_graph(tr, a.costs[ph].eager, a.costs[ph].fused,
+                              node_predictions(preds, ph) if preds else None)
+              for ph, tr in a.traces.items()}
     with atomic_file(path, force, "GraphML file") as tmp:
         write_graphml(merge_phases(graphs), tmp)
 
@@ -91,7 +96,8 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
                     output_tokens: int, batch: int, kv_len: int | None, tracer: str, out: Path | None,
                     graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
                     profile: Path | None = None, execution: str = "eager", dtype: str = "bf16",
-                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False) -> dict[str, Any]:
+                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
+                    html: Path | None = None) -> dict[str, Any]:
     from dsocr_trace.costs import CostOptions
     from dsocr_trace.memory import WEIGHT_BYTES
     from dsocr_trace.plan import EXECUTIONS
@@ -111,6 +117,8 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError("--plots writes into the run folder: add --out DIR")
     if timeline is not None:
         check_target(timeline, force, "timeline file")
+    if html is not None:
+        check_html_target(html, force, out, timeline, graphml)
     # refuse bad output paths before minutes of work, and again atomically when writing
     if out is not None:
         check_target(out, force)
@@ -134,14 +142,23 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         with atomic_file(timeline, force, "timeline file") as tmp:
             write_timeline(report, tmp)
     if graphml is not None:
-        write_graphml_file(graphml, force, a)
+        write_graphml_file(graphml, force, a, report)
+    if html is not None:
+        from dsocr_trace.report.html import report_html
+        from dsocr_trace.report.writers import trace_nodes
+
+        with atomic_file(html, force, "HTML file") as tmp:
+            tmp.write_text(report_html(report, trace_nodes(a)), encoding="utf-8")
     return report
 
 
 def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:
+    from dsocr_trace.report.tables import write_run_tables
     from dsocr_trace.report.writers import trace_nodes, write_all
 
-    write_all(report, folder, nodes=trace_nodes(a))
+    nodes = trace_nodes(a)
+    write_all(report, folder, nodes=nodes)
+    write_run_tables(report, folder, nodes)
     if plots:
         from dsocr_trace.report.plots import write_plots
 
@@ -165,30 +182,48 @@ def devices_command() -> None:
 
 
 def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
-                  out: Path, force: bool, plots: Path | None = None) -> list[dict[str, Any]]:
-    from dsocr_trace.sweep import run_sweep, write_sweep
+                  out: Path, force: bool, plots: Path | None = None, html: Path | None = None) -> list[dict[str, Any]]:
+    from contextlib import ExitStack
+
+    from dsocr_trace.capacity import annotate
+    from dsocr_trace.hardware.spec import load_device
+    from dsocr_trace.planner import print_sweep_summary, write_rows
+    from dsocr_trace.sweep import run_sweep
 
     check_target(out, force, "sweep file")
-    if out.suffix.lower() not in (".csv", ".json"):
-        raise UserError(f"--out {str(out)!r} must end in .csv or .json")
+    if out.suffix.lower() not in (".csv", ".json", ".parquet"):
+        raise UserError(f"--out {str(out)!r} must end in .csv, .json or .parquet")
     if plots is not None:
         if plots.resolve() == out.resolve():
             raise UserError("--plots names a folder for the PNGs: give it a path other than --out")
         check_target(plots, force, "plots folder")
+    if html is not None:
+        check_html_target(html, force, out)
     rows = run_sweep(model, modes, devices, batch, output_tokens, execution)
-    if plots is None:
-        with atomic_file(out, force, "sweep file") as tmp:
-            write_sweep(rows, tmp, out.suffix.lower())
-    else:
-        from dsocr_trace.report.plots import write_sweep_plots
+    rows = annotate(rows, model, {d: load_device(d) for d in dict.fromkeys(r["device"] for r in rows)})
+    print_sweep_summary(rows)
+    # every output is written to a temporary sibling and renamed into place at the end: all of them or none
+    with ExitStack() as stack:
+        if plots is not None:
+            from dsocr_trace.report.plots import write_sweep_plots
 
-        # the plots folder is renamed into place last: a failure anywhere leaves neither half-written
-        with atomic_dir(plots, force) as tmpdir:
-            write_sweep_plots(rows, tmpdir)
-            with atomic_file(out, force, "sweep file") as tmp:
-                write_sweep(rows, tmp, out.suffix.lower())
-    print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else ""))
+            write_sweep_plots(rows, stack.enter_context(atomic_dir(plots, force)))
+        if html is not None:
+            from dsocr_trace.report.html import sweep_html
+
+            stack.enter_context(atomic_file(html, force, "HTML file")).write_text(sweep_html(rows), encoding="utf-8")
+        write_rows(rows, stack.enter_context(atomic_file(out, force, "sweep file")), out.suffix.lower())
+    print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else "")
+          + (f", HTML -> {html}" if html is not None else ""))
     return rows
+
+
+def check_html_target(html: Path, force: bool, *others: Path | None) -> None:
+    if html.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--html {str(html)!r} should end in .html")
+    if any(o is not None and html.resolve() == o.resolve() for o in others):
+        raise UserError(f"--html {str(html)!r} names another output too: give it its own path")
+    check_target(html, force, "HTML file")
 
 
 def _load_json(path: Path, what: str) -> Any:

@@ -9,6 +9,7 @@ integrate the fitted decode step.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import orjson
 from attrs import define, field
 
 from dsocr_trace.analyze import Analysis, load_model, run_analysis, trace_phase
-from dsocr_trace.costs import cost_trace
+from dsocr_trace.costs import DEFAULT_OPTIONS, cost_trace
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, default_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
@@ -149,7 +150,10 @@ def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, ex
 
 
 def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: str,
-              execution: str = "eager") -> list[dict[str, Any]]:
+              execution: str = "eager",
+              loaded: Mapping[str, tuple[DeviceSpec, Profile]] | None = None) -> list[dict[str, Any]]:
+    """One row per point. `loaded`: device labels already resolved to (spec, profile), e.g. a catalog GPU with
+    a calibrated profile file under its own label; other labels are loaded as catalog keys or device files."""
     mode_list = [_mode(m) for m in modes.split(",") if m.strip()]
     dev_list = [d.strip() for d in devices.split(",") if d.strip()]
     ex_list = [e.strip() for e in execution.split(",") if e.strip()]
@@ -159,7 +163,8 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
         if e not in ("eager", "fused"):
             raise UserError(f"unknown execution {e!r}: use eager and/or fused")
     batches, tokens = _ints(batch, "--batch"), _ints(output_tokens, "--output-tokens")
-    devs = {d: _device(d) for d in dev_list}  # each device file read once per sweep
+    given = loaded or {}
+    devs = {d: given[d] if d in given else _device(d) for d in dev_list}  # each device file read once per sweep
     rows = []
     for mode, crops in mode_list:
         for b in batches:
@@ -168,8 +173,20 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
                     c = _combo(model, mode, crops, b, dev, ex, devs[dev])
                     wl = c["wl"]
                     for n in tokens:
-                        rows.append(point(c, wl, dev, ex, n))
+                        rows.append(point(c, wl, dev, ex, n) | provenance(devs[dev][1]))
     return rows
+
+
+# -- provenance (issue 9): every row names the profile that priced it and the MoE routing the trace assumed --
+
+
+def routing_label(moe_skew: float) -> str:
+    return "uniform" if moe_skew == 0 else f"moe_skew={moe_skew:g}"
+
+
+def provenance(prof: Profile) -> dict[str, str]:
+    # the sweep traces with the default cost options: uniform expert routing
+    return {"profile": prof.source, "routing": routing_label(DEFAULT_OPTIONS.moe_skew)}
 
 
 def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> dict[str, Any]:
