@@ -310,3 +310,74 @@ def write_rows(rows: Sequence[Mapping[str, Any]], path: Path, suffix: str) -> No
     from dsocr_trace.sweep import write_sweep
 
     write_sweep([dict(r) for r in rows], path, suffix)
+
+
+PLAN_SCHEMA = "dsocr-trace/plan/1"
+
+
+def plan_command(*, model: str, mode: str, crops: str | None = None, image_size: str | None = None,
+                 ttft_ms: float | None = None, tpot_ms: float | None = None, output_tokens: int = 500,
+                 devices: str | None = None, profiles: Sequence[Path] = (), executions: str = "eager,fused",
+                 max_batch: int = 64, out: Path | None = None, force: bool = False,
+                 quiet: bool = False) -> dict[str, Any]:
+    """Which GPUs, executions and batch sizes meet the targets for one workload; prints the best point of each
+    GPU and execution; with `out`, writes every evaluated point (.csv, .parquet) or the whole answer (.json)."""
+    import math
+    import sys
+
+    from dsocr_trace.report.build import dumps
+    from dsocr_trace.report.output import atomic_file, check_target
+    from dsocr_trace.workload import make_workload
+
+    for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UserError(f"{name} must be a positive number of milliseconds (got {v})")
+    exs = [e.strip() for e in executions.split(",") if e.strip()]
+    bad = [e for e in exs if e not in ("eager", "fused")]
+    if bad or not exs:
+        raise UserError(f"--executions {executions!r}: list eager and/or fused")
+    wl = make_workload(mode, crops=crops, image_size=image_size, output_tokens=output_tokens)
+    if out is not None:
+        if out.suffix.lower() not in (".csv", ".json", ".parquet"):
+            raise UserError(f"--out {str(out)!r} must end in .csv, .json or .parquet")
+        check_target(out, force, "plan file")
+    if not 1 <= max_batch <= MAX_PLAN_BATCH:
+        raise UserError(f"--max-batch {max_batch} is out of range: use 1..{MAX_PLAN_BATCH}")
+    cands = candidates(devices, profiles)
+    targets = Targets(None if ttft_ms is None else ttft_ms / 1e3, None if tpot_ms is None else tpot_ms / 1e3)
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr)
+
+    rows = plan_search(model, wl.label, output_tokens, targets, cands, exs, max_batch, progress=progress)
+    best = best_per_gpu(rows)
+    query = {"model": model, "mode": wl.label, "output_tokens": output_tokens, "prompt_tokens": wl.prompt_tokens,
+             "ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "tpot_statistic": "mean over the output tokens",
+             "devices": [c.label for c in cands], "profiles": [str(p) for p in profiles], "executions": exs,
+             "max_batch": max_batch, "batches": sorted({int(r["batch"]) for r in rows}), "weight_dtype": "bf16"}
+    result = {"schema": PLAN_SCHEMA, "query": query, "targets": targets.describe(), "best": best, "points": rows}
+    con = console()
+    workload = f"{wl.label} with {output_tokens} output tokens"
+    if best:
+        con.print(plan_table(best, f"Meets {targets.describe()} for {workload}: the most pages per GPU-day of "
+                                   "each GPU and execution"))
+        met = sum(1 for r in rows if r["meets"])
+        con.print(f"{met} of {len(rows)} evaluated points meet the targets"
+                  + (f"; every point in {out}" if out is not None else "; --out FILE writes every point"),
+                  highlight=False)
+        missed = sorted({(str(r["device"]), str(r["execution"])) for r in rows}
+                        - {(str(r["device"]), str(r["execution"])) for r in best})
+        if missed:
+            con.print("no batch meets them on: " + ", ".join(f"{d} {e}" for d, e in missed), highlight=False)
+    else:
+        con.print(no_answer_message(rows, targets, workload), highlight=False)
+    for line in sweep_notes(rows)[1:]:  # profiles, routing, datasheet warning
+        con.print(line, highlight=False)
+    if out is not None:
+        with atomic_file(out, force, "plan file") as tmp:
+            if out.suffix.lower() == ".json":
+                tmp.write_bytes(dumps(result))
+            else:
+                write_rows(rows, tmp, out.suffix.lower())
+    return result
