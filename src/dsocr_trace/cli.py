@@ -116,7 +116,7 @@ def plan(
                           tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
                           executions=executions, max_batch=max_batch, out=out, force=force)
     if not result["best"]:
-        raise typer.Exit(1)
+        sys.exit(1)  # an answer, not an error: "nothing meets the targets" (click would swallow typer.Exit here)
 
 
 @app.command()

@@ -289,7 +289,8 @@ def closest(rows: Sequence[Mapping[str, Any]], targets: Targets) -> Mapping[str,
     return min(rows, key=lambda r: (worst_ratio(r), rank_key(r))) if rows else None
 
 
-def no_answer_message(rows: Sequence[Mapping[str, Any]], targets: Targets, workload: str) -> str:
+def no_answer_message(rows: Sequence[Mapping[str, Any]], targets: Targets, workload: str,
+                      executions: Sequence[str] = ("eager", "fused")) -> str:
     msg = (f"no GPU, execution and batch meets {targets.describe()} for {workload} "
            f"({len(rows)} points evaluated)")
     c = closest(rows, targets)
@@ -297,7 +298,8 @@ def no_answer_message(rows: Sequence[Mapping[str, Any]], targets: Targets, workl
         msg += (f"; closest: {c['device']} {c['execution']} B{c['batch']} with TTFT {c['ttft_s'] * 1e3:,.1f} ms, "
                 f"{c['tpot_mean_s'] * 1e3:,.2f} ms/token, {_gib(c['memory_total_bytes'])} of "
                 f"{_gib(c['device_memory_bytes'])} GiB (misses {c['misses'].replace(';', ', ')})")
-    return msg + ": relax a target, use fused execution, or fewer output tokens"
+    hint = "relax a target" + (", add fused execution" if "fused" not in executions else "")
+    return msg + f": {hint}, or try a smaller mode or fewer output tokens"
 
 
 def write_rows(rows: Sequence[Mapping[str, Any]], path: Path, suffix: str) -> None:
@@ -371,7 +373,7 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
         if missed:
             con.print("no batch meets them on: " + ", ".join(f"{d} {e}" for d, e in missed), highlight=False)
     else:
-        con.print(no_answer_message(rows, targets, workload), highlight=False)
+        con.print(no_answer_message(rows, targets, workload, exs), highlight=False)
     for line in sweep_notes(rows)[1:]:  # profiles, routing, datasheet warning
         con.print(line, highlight=False)
     if out is not None:

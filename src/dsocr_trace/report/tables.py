@@ -28,8 +28,12 @@ def column_name(header: str) -> str:
     return m["name"] + _UNIT_SUFFIX.get(m["unit"], "_" + re.sub(r"[^a-z0-9]+", "_", m["unit"].lower()).strip("_"))
 
 
-def _blank_to_none(v: Any) -> Any:
-    return None if isinstance(v, str) and v == "" else v
+# text columns, where "" is a value (the root module's path) rather than a missing number
+_TEXT = frozenset({"phase", "op", "module_path", "module_type", "stage", "kind", "bound", "source"})
+
+
+def _blank_to_none(v: Any, name: str) -> Any:
+    return None if v == "" and name not in _TEXT else v
 
 
 def _shapes(v: Any) -> list[list[int]] | None:
@@ -50,13 +54,13 @@ def node_records(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] |
             if name in ("input_shapes", "output_shapes"):
                 rec[name] = _shapes(n.get(name))
             else:
-                rec[name] = _blank_to_none(fn(n))
+                rec[name] = _blank_to_none(fn(n), name)
         out.append(rec)
     return out
 
 
 def module_records(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{column_name(k): _blank_to_none(v) for k, v in r.items()} for r in module_rows(report)]
+    return [{column_name(k): _blank_to_none(v, column_name(k)) for k, v in r.items()} for r in module_rows(report)]
 
 
 _DURATION = re.compile(r"^(?P<name>.+)_s$")
