@@ -123,7 +123,7 @@ def test_sweep_html_data(pages: dict[str, Any]) -> None:
 
 
 def test_html_target_checks(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="should end in .html"):
+    with pytest.raises(UserError, match=r"should end in \.html"):
         analyze_command(model=DEFAULT_MODEL, mode="base", crops=None, image_size=None, prompt_tokens=12,
                         output_tokens=50, batch=1, kv_len=None, tracer="dispatch", out=None, graphml=None,
                         force=False, html=tmp_path / "r.txt")

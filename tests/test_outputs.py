@@ -167,7 +167,7 @@ def _check_nesting(slices: list[dict[str, Any]]) -> None:
 
 
 def test_timeline_module_and_stage_ranges(run: tuple[Path, dict[str, Any]]) -> None:
-    d, report = run
+    d, _ = run
     ev = json.loads((d / "t.json").read_text())["traceEvents"]
     names = {(e["pid"], e["tid"]): e["args"]["name"] for e in ev if e.get("name") == "thread_name"}
     assert names[(0, STAGE_TID)] == "stages (GPU)" and names[(0, MODULE_GPU_TID)] == "modules (GPU)"

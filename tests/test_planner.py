@@ -159,7 +159,7 @@ def test_plan_bad_inputs(tmp_path: Path) -> None:
         _plan(tmp_path, executions="graph")
     with pytest.raises(UserError, match="--max-batch"):
         _plan(tmp_path, max_batch=0)
-    with pytest.raises(UserError, match="must end in .csv, .json or .parquet"):
+    with pytest.raises(UserError, match=r"must end in \.csv, \.json or \.parquet"):
         _plan(tmp_path, out=tmp_path / "p.txt")
     assert not (tmp_path / "p.txt").exists()
 

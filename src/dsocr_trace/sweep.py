@@ -180,13 +180,19 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
 # -- provenance (issue 9): every row names the profile that priced it and the MoE routing the trace assumed --
 
 
-def routing_label(moe_skew: float) -> str:
-    return "uniform" if moe_skew == 0 else f"moe_skew={moe_skew:g}"
+def routing_label(options: Any) -> str:
+    """The routing the cost options assume, as the report names it: 'uniform', 'skew:S' (or a Routing's own
+    label where the options carry one)."""
+    routing = getattr(options, "routing", None)
+    if routing is not None:
+        return str(routing.label)
+    skew = float(getattr(options, "moe_skew", 0.0))
+    return "uniform" if skew == 0 else f"skew:{skew:g}"
 
 
 def provenance(prof: Profile) -> dict[str, str]:
-    # the sweep traces with the default cost options: uniform expert routing
-    return {"profile": prof.source, "routing": routing_label(DEFAULT_OPTIONS.moe_skew)}
+    # the sweep traces with the default cost options
+    return {"profile": prof.source, "routing": routing_label(DEFAULT_OPTIONS)}
 
 
 def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> dict[str, Any]:

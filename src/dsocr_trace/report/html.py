@@ -66,8 +66,12 @@ def profile_kind(source: str) -> str:
 
 
 def routing_of(report: Mapping[str, Any]) -> str:
-    skew = _num((report.get("options") or {}).get("moe_skew", 0.0))
-    return "uniform" if skew == 0 else f"moe_skew={skew:g}"
+    """The MoE routing the report's costs assume: options.routing (a label), else options.moe_skew."""
+    opts = report.get("options") or {}
+    if opts.get("routing"):
+        return str(opts["routing"])
+    skew = _num(opts.get("moe_skew", 0.0))
+    return "uniform" if skew == 0 else f"skew:{skew:g}"
 
 
 # -- report ----------------------------------------------------------------------------------------------------
