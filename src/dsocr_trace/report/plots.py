@@ -90,12 +90,13 @@ def _roofline(report: Mapping[str, Any], path: Path) -> Path:
             label=f"tensor-core roof {tc / 1e12:g} TFLOP/s, {bw / 1e9:g} GB/s (datasheet)")
     ax.plot(grid, [min(cc, x * bw) for x in grid], color="black", lw=1.5, ls="--",
             label=f"CUDA-core roof {cc / 1e12:g} TFLOP/s (datasheet)")
-    for ridge, peak, name in ((ridge_tc, tc, "tensor-core"), (ridge_cc, cc, "CUDA-core")):
+    for ridge, peak, name, offset, ha in ((ridge_tc, tc, "tensor-core", (-10, 8), "right"),
+                                          (ridge_cc, cc, "CUDA-core", (6, -26), "left")):
         # the ridge point: the intensity at which a kernel stops being memory-bound on that roof
         ax.axvline(ridge, color="gray", lw=0.8, ls=":")
         ax.plot([ridge], [peak], marker="o", color="black", ms=5)
-        ax.annotate(f"{name} ridge\n{ridge:,.0f} FLOP/B", (ridge, peak), textcoords="offset points",
-                    xytext=(6, -26), fontsize=8)
+        ax.annotate(f"{name} ridge: {ridge:,.0f} FLOP/B", (ridge, peak), textcoords="offset points",
+                    xytext=offset, fontsize=9, ha=ha, fontweight="bold")
     order = [s for s in STAGE_COLORS if s in points] + sorted(s for s in points if s not in STAGE_COLORS)
     for stage in order:
         xs, ys = points[stage]
