@@ -247,7 +247,7 @@ def test_compare_and_diff_rejections(files: dict[str, Path], tmp_path: Path) -> 
         ({"batch": "0"}, ">= 1"),
         ({"output_tokens": "-4"}, ">= 1"),
         ({"execution": "turbo"}, "unknown execution"),
-        ({"out": "@s.txt"}, "must end in .csv or .json"),
+        ({"out": "@s.txt"}, "must end in .csv, .json or .parquet"),
         ({"out": "@a_file/s.csv"}, "is a file, not a folder"),
         ({"plots": "@existing"}, "already exists"),
     ],

@@ -16,7 +16,7 @@ from dsocr_trace.runner import analyze_command, sweep_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_PLOTS = ("roofline.png", "time_by_stage.png", "time_by_module_type.png")
-SWEEP_PLOTS = ("sweep_latency.png", "sweep_pages.png")
+SWEEP_PLOTS = ("sweep_pages.png", "sweep_latency.png", "sweep_ttft.png")
 
 
 def png_size(path: Path) -> tuple[int, int]:

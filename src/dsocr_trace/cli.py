@@ -61,6 +61,7 @@ def analyze(
     = None,
     precision: Annotated[str | None, typer.Option(help="train: bf16 (default, HF Trainer's) or mixed "
                                                        "(fp32 master weights and moments).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a single-file interactive HTML report (.html).")] = None,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
@@ -71,7 +72,7 @@ def analyze(
                     output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer, out=out,
                     graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
                     execution=execution, dtype=dtype, moe_skew=moe_skew, timeline=timeline, plots=plots,
-                    routing=routing, train=train)
+                    routing=routing, train=train, html=html)
 
 
 @app.command()
@@ -90,15 +91,49 @@ def sweep(
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1",
     output_tokens: Annotated[str, typer.Option(help="Comma list of output token counts.")] = "500",
     execution: Annotated[str, typer.Option(help="Comma list: eager,fused")] = "eager",
-    out: Annotated[Path, typer.Option(help="CSV or JSON file (by extension).")] = Path("sweep.csv"),
-    force: Annotated[bool, typer.Option(help="Replace an existing output file (and --plots folder).")] = False,
-    plots: Annotated[Path | None, typer.Option(help="Folder for sweep_latency.png and sweep_pages.png.")] = None,
+    out: Annotated[Path, typer.Option(help="CSV, JSON or Parquet file (by extension).")] = Path("sweep.csv"),
+    force: Annotated[bool, typer.Option(help="Replace existing outputs (file, --plots folder, --html).")] = False,
+    plots: Annotated[Path | None, typer.Option(help="Folder for sweep_pages.png, sweep_latency.png and "
+                                                    "sweep_ttft.png.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write an interactive HTML explorer of the points.")] = None,
 ) -> None:
-    """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once."""
+    """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once. Prints the
+    best points and marks those that do not fit in GPU memory."""
     from dsocr_trace.runner import sweep_command
 
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
-                  execution=execution, out=out, force=force, plots=plots)
+                  execution=execution, out=out, force=force, plots=plots, html=html)
+
+
+@app.command()
+def plan(
+    model: ModelOpt = DEFAULT_MODEL,
+    mode: ModeOpt = "base",
+    crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH (columns x rows), 2..9 tiles.")] = None,
+    image_size: Annotated[str | None, typer.Option(help="Page size WxH in pixels (Gundam picks its grid).")] = None,
+    ttft_ms: Annotated[float | None, typer.Option(help="Time to first token target, at most (ms).")] = None,
+    tpot_ms: Annotated[float | None, typer.Option(help="Per-output-token latency target, at most (ms, mean over "
+                                                       "the output).")] = None,
+    output_tokens: Annotated[int, typer.Option(help="Tokens to generate per page.")] = 500,
+    devices: Annotated[str | None, typer.Option("--devices", help="Comma list of catalog GPUs or device files "
+                                                                  "(default: the whole catalog).")] = None,
+    profile: Annotated[list[Path] | None, typer.Option(help="Calibrated profile JSON, repeatable: adds its GPU "
+                                                            "priced with it.")] = None,
+    executions: Annotated[str, typer.Option(help="Comma list: eager,fused")] = "eager,fused",
+    max_batch: Annotated[int, typer.Option(help="Largest batch to search (powers of two, then bisection).")] = 64,
+    out: Annotated[Path | None, typer.Option(help="Write every evaluated point (.csv, .parquet) or the whole "
+                                                  "answer (.json).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """Which GPUs, executions and batch sizes meet a TTFT and per-token latency target (and fit in memory).
+    Exit code 1 when nothing does."""
+    from dsocr_trace.planner import plan_command
+
+    result = plan_command(model=model, mode=mode, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
+                          tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
+                          executions=executions, max_batch=max_batch, out=out, force=force)
+    if not result["best"]:
+        sys.exit(1)  # an answer, not an error: "nothing meets the targets" (click would swallow typer.Exit here)
 
 
 @app.command()

@@ -128,3 +128,17 @@ def phase_peak(trace: Trace, params: dict[str, Any], dtype: str = "bf16", held_b
     total = weights + inputs + act + new_cache + held_bytes
     return {"weights_bytes": weights, "inputs_bytes": inputs, "activation_peak_bytes": act,
             "new_cache_bytes": new_cache, "held_bytes": held_bytes, "total_bytes": total}
+
+
+def kv_per_token_of(text_config: Any, dtype_bytes: int = 2) -> int:
+    """KV bytes per token from a transformers text config (head_dim, else hidden_size / heads)."""
+    heads = text_config.num_attention_heads
+    kv_heads = getattr(text_config, "num_key_value_heads", None) or heads
+    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // heads
+    return kv_bytes_per_token(text_config.num_hidden_layers, kv_heads, head_dim, dtype_bytes)
+
+
+def logits_bytes_of(trace_prefill: Trace) -> int:
+    """The prefill's fp32 logits buffer: the last 3-D float32 output of the phase (0 when there is none)."""
+    return next((t.nbytes for n in reversed(trace_prefill.nodes) for t in n.outputs
+                 if t.dtype == "float32" and len(t.shape) == 3), 0)

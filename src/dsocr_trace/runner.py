@@ -64,12 +64,17 @@ def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra
             extra(tmp)
 
 
-def write_graphml_file(path: Path, force: bool, a: Analysis, extra_traces: dict[str, Any] | None = None,
-                       extra_costs: dict[str, Any] | None = None) -> None:
-    from dsocr_trace.graph import build_graph, merge_phases, write_graphml
+def write_graphml_file(path: Path, force: bool, a: Analysis, report: dict[str, Any] | None = None,
+                       extra_traces: dict[str, Any] | None = None, extra_costs: dict[str, Any] | None = None) -> None:
+    """Both phases' op graphs (and a training step's, when given); with a report that has predictions, each op
+    and module node of the inference phases carries its predicted device and host time."""
+    from dsocr_trace.graph import build_graph, merge_phases, node_predictions, write_graphml
 
+    preds = (report or {}).get("predictions") or {}
     traces, costs = dict(a.traces) | (extra_traces or {}), dict(a.costs) | (extra_costs or {})
-    graphs = {ph: build_graph(tr, costs[ph].eager, costs[ph].fused) for ph, tr in traces.items()}
+    graphs = {ph: build_graph(tr, costs[ph].eager, costs[ph].fused,
+                              node_predictions(preds, ph) if preds and ph in a.traces else None)
+              for ph, tr in traces.items()}
     with atomic_file(path, force, "GraphML file") as tmp:
         write_graphml(merge_phases(graphs), tmp)
 
@@ -118,7 +123,7 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
                     graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
                     profile: Path | None = None, execution: str = "eager", dtype: str = "bf16",
                     moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
-                    routing: str | None = None, train: Any = None) -> dict[str, Any]:
+                    routing: str | None = None, train: Any = None, html: Path | None = None) -> dict[str, Any]:
     """With `train` (a TrainConfig), the report also gets a `train` section for one fine-tuning step; its
     predictions (with a device) are the step's, and the inference phases are counted but not timed."""
     from dsocr_trace.costs import CostOptions
@@ -149,6 +154,8 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError("--plots writes into the run folder: add --out DIR")
     if timeline is not None:
         check_target(timeline, force, "timeline file")
+    if html is not None:
+        check_html_target(html, force, out, timeline, graphml)
     # refuse bad output paths before minutes of work, and again atomically when writing
     if out is not None:
         check_target(out, force)
@@ -190,8 +197,14 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         with atomic_file(timeline, force, "timeline file") as tmp:
             write_timeline(report, tmp)
     if graphml is not None:
-        write_graphml_file(graphml, force, a, {"train": ta.trace} if ta is not None else None,
+        write_graphml_file(graphml, force, a, report, {"train": ta.trace} if ta is not None else None,
                            {"train": ta.costs} if ta is not None else None)
+    if html is not None:
+        from dsocr_trace.report.html import report_html
+        from dsocr_trace.report.writers import trace_nodes
+
+        with atomic_file(html, force, "HTML file") as tmp:
+            tmp.write_text(report_html(report, trace_nodes(a)), encoding="utf-8")
     return report
 
 
@@ -253,9 +266,12 @@ def print_train_summary(report: dict[str, Any]) -> None:
 
 
 def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:
+    from dsocr_trace.report.tables import write_run_tables
     from dsocr_trace.report.writers import trace_nodes, write_all
 
-    write_all(report, folder, nodes=trace_nodes(a))
+    nodes = trace_nodes(a)
+    write_all(report, folder, nodes=nodes)
+    write_run_tables(report, folder, nodes)
     if plots:
         from dsocr_trace.report.plots import write_plots
 
@@ -279,30 +295,48 @@ def devices_command() -> None:
 
 
 def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
-                  out: Path, force: bool, plots: Path | None = None) -> list[dict[str, Any]]:
-    from dsocr_trace.sweep import run_sweep, write_sweep
+                  out: Path, force: bool, plots: Path | None = None, html: Path | None = None) -> list[dict[str, Any]]:
+    from contextlib import ExitStack
+
+    from dsocr_trace.capacity import annotate
+    from dsocr_trace.hardware.spec import load_device
+    from dsocr_trace.planner import print_sweep_summary, write_rows
+    from dsocr_trace.sweep import run_sweep
 
     check_target(out, force, "sweep file")
-    if out.suffix.lower() not in (".csv", ".json"):
-        raise UserError(f"--out {str(out)!r} must end in .csv or .json")
+    if out.suffix.lower() not in (".csv", ".json", ".parquet"):
+        raise UserError(f"--out {str(out)!r} must end in .csv, .json or .parquet")
     if plots is not None:
         if plots.resolve() == out.resolve():
             raise UserError("--plots names a folder for the PNGs: give it a path other than --out")
         check_target(plots, force, "plots folder")
+    if html is not None:
+        check_html_target(html, force, out)
     rows = run_sweep(model, modes, devices, batch, output_tokens, execution)
-    if plots is None:
-        with atomic_file(out, force, "sweep file") as tmp:
-            write_sweep(rows, tmp, out.suffix.lower())
-    else:
-        from dsocr_trace.report.plots import write_sweep_plots
+    rows = annotate(rows, model, {d: load_device(d) for d in dict.fromkeys(r["device"] for r in rows)})
+    print_sweep_summary(rows)
+    # every output is written to a temporary sibling and renamed into place at the end: all of them or none
+    with ExitStack() as stack:
+        if plots is not None:
+            from dsocr_trace.report.plots import write_sweep_plots
 
-        # the plots folder is renamed into place last: a failure anywhere leaves neither half-written
-        with atomic_dir(plots, force) as tmpdir:
-            write_sweep_plots(rows, tmpdir)
-            with atomic_file(out, force, "sweep file") as tmp:
-                write_sweep(rows, tmp, out.suffix.lower())
-    print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else ""))
+            write_sweep_plots(rows, stack.enter_context(atomic_dir(plots, force)))
+        if html is not None:
+            from dsocr_trace.report.html import sweep_html
+
+            stack.enter_context(atomic_file(html, force, "HTML file")).write_text(sweep_html(rows), encoding="utf-8")
+        write_rows(rows, stack.enter_context(atomic_file(out, force, "sweep file")), out.suffix.lower())
+    print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else "")
+          + (f", HTML -> {html}" if html is not None else ""))
     return rows
+
+
+def check_html_target(html: Path, force: bool, *others: Path | None) -> None:
+    if html.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--html {str(html)!r} should end in .html")
+    if any(o is not None and html.resolve() == o.resolve() for o in others):
+        raise UserError(f"--html {str(html)!r} names another output too: give it its own path")
+    check_target(html, force, "HTML file")
 
 
 def _load_json(path: Path, what: str) -> Any:

@@ -11,6 +11,7 @@ profile and the routing that priced it.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,10 @@ def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, ex
 
 
 def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: str,
-              execution: str = "eager", routing: Routing | None = None) -> list[dict[str, Any]]:
+              execution: str = "eager", routing: Routing | None = None,
+              loaded: Mapping[str, tuple[DeviceSpec, Profile]] | None = None) -> list[dict[str, Any]]:
+    """One row per point. `loaded`: device labels already resolved to (spec, profile), e.g. a catalog GPU with
+    a calibrated profile file under its own label; other labels are loaded as catalog keys or device files."""
     mode_list = [_mode(m) for m in modes.split(",") if m.strip()]
     dev_list = [d.strip() for d in devices.split(",") if d.strip()]
     ex_list = [e.strip() for e in execution.split(",") if e.strip()]
@@ -82,7 +86,8 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
         if e not in ("eager", "fused"):
             raise UserError(f"unknown execution {e!r}: use eager and/or fused")
     batches, tokens = _ints(batch, "--batch"), _ints(output_tokens, "--output-tokens")
-    devs = {d: _device(d) for d in dev_list}  # each device file read once per sweep
+    given = loaded or {}
+    devs = {d: given[d] if d in given else _device(d) for d in dev_list}  # each device file read once per sweep
     rows = []
     for mode, crops in mode_list:
         for b in batches:
@@ -106,7 +111,7 @@ def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> di
     e2e = c["ttft_s"] + decode
     return {
         "mode": wl.label, "device": device, "execution": execution, "batch": wl.batch, "output_tokens": n,
-        "profile": prof.label, "routing": c["routing"].label,
+        "profile": prof.source, "profile_label": prof.label, "routing": c["routing"].label,
         "vision_tokens": wl.vision_tokens, "prefill_tokens": wl.prefill_tokens, "ttft_s": c["ttft_s"],
         "tpot_mean_s": float(step_walls.mean()), "tpot_last_s": float(step_walls[-1]), "e2e_s": e2e,
         "tokens_per_s": wl.batch * n / e2e, "pages_per_s": wl.batch / e2e,

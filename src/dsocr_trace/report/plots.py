@@ -87,9 +87,16 @@ def _roofline(report: Mapping[str, Any], path: Path) -> Path:
     n = 200
     grid = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
     ax.plot(grid, [min(tc, x * bw) for x in grid], color="black", lw=2,
-            label=f"tensor-core roof {tc / 1e12:g} TFLOP/s, {bw / 1e9:g} GB/s")
+            label=f"tensor-core roof {tc / 1e12:g} TFLOP/s, {bw / 1e9:g} GB/s (datasheet)")
     ax.plot(grid, [min(cc, x * bw) for x in grid], color="black", lw=1.5, ls="--",
-            label=f"CUDA-core roof {cc / 1e12:g} TFLOP/s")
+            label=f"CUDA-core roof {cc / 1e12:g} TFLOP/s (datasheet)")
+    for ridge, peak, name, offset, ha in ((ridge_tc, tc, "tensor-core", (-10, 8), "right"),
+                                          (ridge_cc, cc, "CUDA-core", (6, -26), "left")):
+        # the ridge point: the intensity at which a kernel stops being memory-bound on that roof
+        ax.axvline(ridge, color="gray", lw=0.8, ls=":")
+        ax.plot([ridge], [peak], marker="o", color="black", ms=5)
+        ax.annotate(f"{name} ridge: {ridge:,.0f} FLOP/B", (ridge, peak), textcoords="offset points",
+                    xytext=offset, fontsize=9, ha=ha, fontweight="bold")
     order = [s for s in STAGE_COLORS if s in points] + sorted(s for s in points if s not in STAGE_COLORS)
     for stage in order:
         xs, ys = points[stage]
@@ -101,13 +108,14 @@ def _roofline(report: Mapping[str, Any], path: Path) -> Path:
     ymin = min([*all_y, lo * bw]) / 4
     ax.set_ylim(max(ymin, 1e3), tc * 3)
     ax.set_xlabel("arithmetic intensity [FLOP/B]")
-    ax.set_ylabel("achieved [FLOP/s]")
+    ax.set_ylabel("predicted achieved [FLOP/s] (FLOPs / predicted kernel time)")
     wl = report.get("workload", {})
-    title = (f"Roofline: {dev.get('name', dev.get('key', '?'))}, {wl.get('label', '?')} B{wl.get('batch', '?')}, "
-             f"{pred.get('execution', '?')}")
+    prof = (pred.get("profile") or {}).get("source", "?")
+    title = (f"Predicted roofline: {dev.get('name', dev.get('key', '?'))}, {wl.get('label', '?')} "
+             f"B{wl.get('batch', '?')}, {pred.get('execution', '?')}, profile {prof}")
     if hidden:
-        title += f"  ({hidden} kernels without FLOPs not shown)"
-    ax.set_title(title)
+        title += f"\n({hidden} kernels without FLOPs not shown)"
+    ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     return _save(fig, path)
@@ -180,9 +188,17 @@ def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
 
 
 # ---- sweeps ----
+# One panel per device (or per mode when the sweep has one device); inside a panel colour = mode (or device),
+# line style = execution, marker = output tokens; one legend naming each value once. Points that do not fit in
+# GPU memory (a row's `fits` false) are drawn hollow and crossed in red.
 
-_SERIES_KEYS = ("device", "execution", "batch", "output_tokens", "mode")
-_SHORT = {"device": "", "execution": "", "batch": "B", "output_tokens": "out ", "mode": ""}
+_EXEC_STYLES = {"eager": "-", "fused": "--", "graph": ":"}
+SWEEP_METRICS = (  # file, row key, scale, y label, title
+    ("sweep_pages.png", "pages_per_gpu_day", 1.0, "pages per GPU-day", "throughput"),
+    ("sweep_latency.png", "tpot_mean_s", 1e3, "per-token latency [ms] (mean over the output)",
+     "per-token latency"),
+    ("sweep_ttft.png", "ttft_s", 1e3, "time to first token [ms]", "time to first token"),
+)
 
 
 def _uniq(values: Iterable[Any]) -> list[Any]:
@@ -193,74 +209,90 @@ def _uniq(values: Iterable[Any]) -> list[Any]:
     return out
 
 
-def _label(row: Mapping[str, Any], keys: Sequence[str], varying: set[str]) -> str:
-    parts = [f"{_SHORT[k]}{row.get(k)}" for k in keys if k in varying]
-    return " ".join(parts) or str(row.get(keys[0], ""))
+def _facets(rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, str]:
+    """(panel key, colour key): panels per device when there are several, else per mode."""
+    devices = _uniq(r.get("device") for r in rows)
+    modes = _uniq(r.get("mode") for r in rows)
+    if len(devices) > 1:
+        return "device", "mode"
+    if len(modes) > 1:
+        return "mode", "device"
+    return None, "mode"
+
+
+def _sweep_metric(rows: Sequence[Mapping[str, Any]], path: Path, key: str, scale: float, ylabel: str,
+                  what: str) -> Path:
+    from matplotlib.lines import Line2D
+
+    fig = _figure()
+    panel_key, color_key = _facets(rows)
+    panels = _uniq(r.get(panel_key) for r in rows) if panel_key else [None]
+    colors = {v: _SERIES_COLORS[i % len(_SERIES_COLORS)] for i, v in enumerate(_uniq(r.get(color_key) for r in rows))}
+    executions = _uniq(r.get("execution") for r in rows)
+    tokens = _uniq(r.get("output_tokens") for r in rows)
+    markers = {t: _MARKERS[i % len(_MARKERS)] for i, t in enumerate(tokens)}
+    batches = sorted(_uniq(int(r["batch"]) for r in rows))
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig.subplots_adjust(left=0.07, right=0.82, bottom=0.08, top=0.9, wspace=0.28, hspace=0.42)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    any_unfit = False
+    for idx, panel in enumerate(panels):
+        ax = axes[idx // ncols][idx % ncols]
+        mine = [r for r in rows if panel_key is None or r.get(panel_key) == panel]
+        for series in _uniq((r.get(color_key), r.get("execution"), r.get("output_tokens")) for r in mine):
+            pts = sorted((int(r["batch"]), float(r[key]) * scale, bool(r.get("fits", True))) for r in mine
+                         if (r.get(color_key), r.get("execution"), r.get("output_tokens")) == series)
+            color = colors[series[0]]
+            ax.plot([b for b, _, _ in pts], [y for _, y, _ in pts], color=color, lw=1.4,
+                    ls=_EXEC_STYLES.get(str(series[1]), "-"), marker=markers[series[2]], ms=5)
+            bad = [(b, y) for b, y, ok in pts if not ok]
+            if bad:
+                any_unfit = True
+                ax.scatter([b for b, _ in bad], [y for _, y in bad], s=70, marker="o", facecolors="white",
+                           edgecolors=color, zorder=3)
+                ax.scatter([b for b, _ in bad], [y for _, y in bad], s=70, marker="x", color="red", zorder=4)
+        if len(batches) > 1 and batches[-1] / batches[0] >= 8:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(batches, [str(b) for b in batches], fontsize=8)
+        ys = [float(r[key]) * scale for r in mine]
+        if ys and min(ys) > 0 and max(ys) / min(ys) > 30:
+            ax.set_yscale("log")
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title(str(panel) if panel is not None else "", fontsize=10)
+        ax.set_xlabel("batch", fontsize=9)
+        if idx % ncols == 0:
+            ax.set_ylabel(ylabel, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+    for idx in range(len(panels), nrows * ncols):
+        axes[idx // ncols][idx % ncols].set_axis_off()
+    if not rows:
+        _empty(axes[0][0])
+    handles = [Line2D([], [], color=c, lw=2, label=f"{color_key} {v}") for v, c in colors.items()]
+    handles += [Line2D([], [], color="black", ls=_EXEC_STYLES.get(str(e), "-"), label=f"{e}") for e in executions]
+    if len(tokens) > 1:
+        handles += [Line2D([], [], color="black", lw=0, marker=m, label=f"{t} output tokens")
+                    for t, m in markers.items()]
+    if any_unfit:
+        handles.append(Line2D([], [], color="red", lw=0, marker="x", ms=8, label="does not fit in GPU memory"))
+    if handles:
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.83, 0.9), fontsize=8, frameon=False)
+    out = f", {tokens[0]} output tokens" if len(tokens) == 1 else ""
+    fig.suptitle(f"Sweep: predicted {what} by batch{out}" + (f", one panel per {panel_key}" if panel_key else ""))
+    return _save(fig, path)
 
 
 def _empty(ax: Any) -> None:
     ax.text(0.5, 0.5, "no sweep points", ha="center", va="center", transform=ax.transAxes)
 
 
-def _sweep_latency(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    fig = _figure()
-    ax = fig.add_subplot()
-    modes = _uniq(r.get("mode") for r in rows)
-    keys = ("device", "execution", "batch", "output_tokens")
-    varying = {k for k in keys if len(_uniq(r.get(k) for r in rows)) > 1} | {"device"}
-    series = _uniq(tuple(r.get(k) for k in keys) for r in rows)
-    width = 0.8 / max(len(series), 1)
-    for j, s in enumerate(series):
-        by_mode = {r.get("mode"): float(r["e2e_s"]) for r in rows if tuple(r.get(k) for k in keys) == s}
-        xs = [i + (j - (len(series) - 1) / 2) * width for i, m in enumerate(modes) if m in by_mode]
-        ys = [by_mode[m] for m in modes if m in by_mode]
-        label = _label(dict(zip(keys, s, strict=True)), keys, varying)
-        ax.bar(xs, ys, width, label=label, color=_SERIES_COLORS[j % len(_SERIES_COLORS)],
-               hatch=("", "//", "..", "xx")[(j // len(_SERIES_COLORS)) % 4])
-    if rows:
-        ax.set_xticks(range(len(modes)), [str(m) for m in modes])
-        ax.legend(fontsize=8, ncols=2 if len(series) > 8 else 1)
-    else:
-        _empty(ax)
-    ax.set_xlabel("mode")
-    ax.set_ylabel("end-to-end latency per request [s]")
-    ax.set_title("Sweep: predicted end-to-end latency by mode")
-    ax.grid(True, axis="y", alpha=0.3)
-    return _save(fig, path)
-
-
-def _sweep_pages(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    fig = _figure()
-    ax = fig.add_subplot()
-    keys = ("mode", "device", "execution", "output_tokens")
-    varying = {k for k in keys if len(_uniq(r.get(k) for r in rows)) > 1} | {"mode", "device"}
-    series = _uniq(tuple(r.get(k) for k in keys) for r in rows)
-    batches = sorted(_uniq(int(r["batch"]) for r in rows))
-    for j, s in enumerate(series):
-        pts = sorted((int(r["batch"]), float(r["pages_per_s"])) for r in rows
-                     if tuple(r.get(k) for k in keys) == s)
-        ax.plot([b for b, _ in pts], [p for _, p in pts], marker=_MARKERS[j % len(_MARKERS)],
-                color=_SERIES_COLORS[j % len(_SERIES_COLORS)], label=_label(dict(zip(keys, s, strict=True)), keys,
-                                                                            varying))
-    if rows:
-        if len(batches) > 1 and batches[-1] / batches[0] >= 8:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(batches, [str(b) for b in batches])
-        ax.legend(fontsize=8, ncols=2 if len(series) > 8 else 1)
-    else:
-        _empty(ax)
-    ax.set_xlabel("batch (pages per forward)")
-    ax.set_ylabel("pages / s")
-    ax.set_title("Sweep: predicted throughput by batch")
-    ax.grid(True, alpha=0.3)
-    return _save(fig, path)
-
-
 def write_sweep_plots(rows: Sequence[Mapping[str, Any]], folder: Path) -> list[Path]:
-    """sweep_latency.png (e2e latency by mode, a bar per device/batch/...) and sweep_pages.png (pages/s by
-    batch, a line per mode/device/...) of `run_sweep` rows."""
-    bad = [r for r in rows if not all(math.isfinite(float(r.get(k, 0.0))) for k in ("e2e_s", "pages_per_s"))]
+    """sweep_pages.png (pages per GPU-day), sweep_latency.png (ms per output token) and sweep_ttft.png (TTFT),
+    each by batch, of `run_sweep` rows (with `fits` from capacity.annotate where known)."""
+    bad = [r for r in rows if not all(math.isfinite(float(r.get(k, 0.0)))
+                                      for k in ("e2e_s", "pages_per_s", "pages_per_gpu_day", "ttft_s", "tpot_mean_s"))]
     if bad:
-        raise ValueError(f"{len(bad)} sweep rows have non-finite e2e_s or pages_per_s")
+        raise ValueError(f"{len(bad)} sweep rows have non-finite times or rates")
     folder = Path(folder)
-    return [_sweep_latency(rows, folder / "sweep_latency.png"), _sweep_pages(rows, folder / "sweep_pages.png")]
+    return [_sweep_metric(rows, folder / name, key, scale, ylabel, what)
+            for name, key, scale, ylabel, what in SWEEP_METRICS]

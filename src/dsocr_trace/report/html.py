@@ -1,0 +1,374 @@
+"""Single-file interactive HTML: a report (stages, modules, predicted roofline, memory) or a sweep explorer.
+
+The page is one file: the data as JSON in a <script type="application/json"> element, and the stylesheet and
+the drawing script (assets/report.css, assets/report.js, plain SVG written for this package) inlined. Nothing
+is fetched: no CDN, no fonts, no network. The same inputs give the same bytes (keys sorted, no timestamps).
+The text facts (workload, device, profile, warnings) are written here, so they read without JavaScript;
+the charts and the sortable tables are drawn by the script from the data.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from dsocr_trace.costs.base import find_rule
+from dsocr_trace.report.plots import STAGE_COLORS
+
+# matplotlib's tab10, so stage colours match the PNG plots
+TAB10 = {"tab:blue": "#1f77b4", "tab:orange": "#ff7f0e", "tab:green": "#2ca02c", "tab:red": "#d62728",
+         "tab:purple": "#9467bd", "tab:brown": "#8c564b", "tab:pink": "#e377c2", "tab:gray": "#7f7f7f",
+         "tab:olive": "#bcbd22", "tab:cyan": "#17becf"}
+_EXTRA_COLORS = ("#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_WEIGHT_BLUES = ("#08306b", "#08519c", "#2171b5", "#4292c6", "#6baed6", "#9ecae1", "#c6dbef")
+
+
+def _asset(name: str) -> str:
+    return resources.files("dsocr_trace.report").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def _json_for_script(data: Any) -> str:
+    # inside <script> only "</" can end the element early; "<\/" reads back as "</"
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+
+
+def _page(title: str, body: str, data: Mapping[str, Any]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>\n{_asset('report.css')}</style>\n</head>\n<body>\n"
+        f"{body}\n<div id=\"tip\"></div>\n"
+        f"<script id=\"dsocr-data\" type=\"application/json\">{_json_for_script(data)}</script>\n"
+        f"<script>\n{_asset('report.js')}</script>\n</body>\n</html>\n"
+    )
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def profile_kind(source: str) -> str:
+    if "transferred" in source:
+        return "transferred calibration"
+    return "calibrated" if source.startswith("calibrated") else "datasheet only"
+
+
+def routing_of(report: Mapping[str, Any]) -> str:
+    """The MoE routing the report's costs assume: options.routing (a label), else options.moe_skew."""
+    opts = report.get("options") or {}
+    if opts.get("routing"):
+        return str(opts["routing"])
+    skew = _num(opts.get("moe_skew", 0.0))
+    return "uniform" if skew == 0 else f"skew:{skew:g}"
+
+
+# -- report ----------------------------------------------------------------------------------------------------
+
+
+def _stage_color(stage: str, order: Sequence[str]) -> str:
+    if stage in STAGE_COLORS:
+        return TAB10[STAGE_COLORS[stage]]
+    return _EXTRA_COLORS[list(order).index(stage) % len(_EXTRA_COLORS)]
+
+
+def _rule_text(op: str) -> tuple[str, str]:
+    """(rule name as module.function, first paragraph of its docstring or '') for an op or plan item."""
+    if op == "fused.pointwise":
+        return "plan.plan_fused: pointwise chain fused into one kernel", "FLOPs summed over the chain; bytes: its "\
+               "external inputs read once, its last output written once"
+    fn = find_rule(op)
+    if fn is None:
+        return "no rule (uncosted)", ""
+    doc = inspect.getdoc(fn) or ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}", first[:300]
+
+
+def _shape_text(n: Mapping[str, Any] | None) -> str:
+    if n is None:
+        return ""
+    ins = n.get("input_shapes") or []
+    outs = n.get("output_shapes") or []
+
+    def one(s: Any) -> str:
+        return "x".join(str(d) for d in s) if s else "()"
+
+    return ", ".join(one(s) for s in ins) + " -> " + ", ".join(one(s) for s in outs)
+
+
+def _roofline(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
+    pred = report.get("predictions") or {}
+    if not pred.get("nodes"):
+        return None
+    dev = pred.get("device") or {}
+    by_key = {(n.get("phase"), n.get("id")): n for n in nodes or []}
+    strings: list[str] = [""]
+    index: dict[str, int] = {"": 0}
+
+    def s(x: str) -> int:
+        i = index.get(x)
+        if i is None:
+            i = index[x] = len(strings)
+            strings.append(x)
+        return i
+
+    phases = ["prefill", "decode"]
+    stage_order: list[str] = []
+    points: list[list[Any]] = []
+    without = 0
+    rules: dict[str, tuple[str, str]] = {}
+    for ph_i, phase in enumerate(phases):
+        for r in (pred["nodes"].get(phase) or []):
+            flops = _num(r.get("tc_flops")) + _num(r.get("cc_flops"))
+            nbytes, secs = _num(r.get("bytes")), _num(r.get("device_s"))
+            if secs <= 0 or nbytes <= 0:
+                continue
+            if flops <= 0:
+                without += 1
+                continue
+            stage = str(r.get("stage", ""))
+            if stage not in stage_order:
+                stage_order.append(stage)
+            op = str(r.get("op", ""))
+            if op not in rules:
+                rules[op] = _rule_text(op)
+            rule, doc = rules[op]
+            t = by_key.get((phase, r.get("id")))
+            shapes = _shape_text(t) if t is not None and t.get("op") == op else ""
+            if int(r.get("fused_ops", 1) or 1) > 1:
+                shapes = (shapes + "; " if shapes else "") + f"{r.get('fused_ops')} ops fused"
+            module = f"{r.get('module_path', '') or '(top level)'} ({r.get('module_type', '') or 'Root'})"
+            points.append([flops / nbytes, flops / secs, stage, ph_i, s(op), s(module), s(rule), s(shapes),
+                           secs * 1e6, _num(r.get("host_s")) * 1e6, s(str(r.get("bound", ""))),
+                           _num(r.get("efficiency")), s(str(r.get("source", ""))), s(str(r.get("kind", ""))),
+                           s(doc) if doc else -1, nbytes])
+    order = [st for st in STAGE_COLORS if st in stage_order] + [st for st in stage_order if st not in STAGE_COLORS]
+    for p in points:
+        p[2] = order.index(p[2])
+    counts = [sum(1 for p in points if p[2] == i) for i in range(len(order))]
+    return {"tc": _num(dev.get("tc_flops")), "cc": _num(dev.get("cc_flops")), "bw": _num(dev.get("mem_bw")),
+            "device": str(dev.get("name", dev.get("key", "?"))), "execution": str(pred.get("execution", "?")),
+            "profile": str((pred.get("profile") or {}).get("source", "?")), "phases": phases, "stages": order,
+            "stage_colors": [_stage_color(st, order) for st in order], "stage_counts": counts, "points": points,
+            "strings": strings, "without_flops": without}
+
+
+def _memory(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    mem = (report.get("predictions") or {}).get("memory")
+    if not mem:
+        return None
+    comps = sorted((mem.get("weights_by_component") or {}).items(), key=lambda kv: (-_num(kv[1]), kv[0]))
+    segs = [{"name": f"weights: {k}", "bytes": _num(v), "color": _WEIGHT_BLUES[min(i, len(_WEIGHT_BLUES) - 1)],
+             "note": f"{mem.get('weight_dtype', '?')} weights"} for i, (k, v) in enumerate(comps) if _num(v) > 0]
+    segs += [
+        {"name": "KV cache", "bytes": _num(mem.get("kv_cache_bytes")), "color": "#ff7f0e",
+         "note": f"{_num(mem.get('kv_bytes_per_token')):,.0f} B per token x {mem.get('kv_context_tokens')} tokens "
+                 f"x batch"},
+        {"name": "activation peak", "bytes": _num(mem.get("activation_peak_bytes")), "color": "#2ca02c",
+         "note": f"live non-parameter tensors at their peak (node {mem.get('activation_peak_at_node')})"},
+        {"name": "runtime reserve", "bytes": _num(mem.get("reserve_bytes")), "color": "#7f7f7f",
+         "note": "CUDA context, cuBLAS workspaces, allocator slack (a planning margin)"},
+    ]
+    return {"segments": segs, "total": _num(mem.get("total_bytes")), "device": _num(mem.get("device_bytes")),
+            "fits": bool(mem.get("fits")), "logits": _num(mem.get("logits_bytes"))}
+
+
+def _module_types(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    pred = (report.get("predictions") or {}).get("module_types") or {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for phase, types in (report.get("module_types") or {}).items():
+        p = pred.get(phase) or {}
+        rows = [{"type": t, "flops": _num(v.get("flops")), "bytes": _num(v.get("bytes")),
+                 "device_ms": _num((p.get(t) or {}).get("device_s")) * 1e3,
+                 "host_ms": _num((p.get(t) or {}).get("host_s")) * 1e3} for t, v in types.items()]
+        key = "device_ms" if pred else "flops"
+        out[phase] = sorted(rows, key=lambda r: (-r[key], r["type"]))
+    return out
+
+
+def _modules(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    pred = (report.get("predictions") or {}).get("modules") or {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for phase, mods in (report.get("modules") or {}).items():
+        p = pred.get(phase) or {}
+        out[phase] = [{"path": path, "type": str(m.get("module_type", "")),
+                       "flops": _num(m.get("tc_flops")) + _num(m.get("cc_flops")),
+                       "bytes": _num(m.get("bytes_read")) + _num(m.get("bytes_written")),
+                       "kernels": _num(m.get("kernels")),
+                       "device_ms": _num((p.get(path) or {}).get("device_s")) * 1e3,
+                       "host_ms": _num((p.get(path) or {}).get("host_s")) * 1e3} for path, m in sorted(mods.items())]
+    return out
+
+
+def _stages(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    ps = (report.get("predictions") or {}).get("stages") or {}
+    out = []
+    for name, st in (report.get("stages") or {}).items():
+        p = ps.get(name) or {}
+        out.append({"name": name, "tc_flops": _num(st.get("tc_flops")), "cc_flops": _num(st.get("cc_flops")),
+                    "bytes": _num(st.get("bytes")), "intensity": _num(st.get("intensity_flop_per_byte")),
+                    "kernels": int(_num(st.get("kernels"))), "device_ms": _num(p.get("device_s")) * 1e3,
+                    "host_ms": _num(p.get("host_s")) * 1e3, "wall_ms": _num(p.get("wall_s")) * 1e3,
+                    "bound": str(p.get("bound", ""))})
+    return out
+
+
+def report_warnings(report: Mapping[str, Any]) -> list[str]:
+    pred = report.get("predictions") or {}
+    out = []
+    if pred:
+        src = str((pred.get("profile") or {}).get("source", ""))
+        if profile_kind(src) == "datasheet only":
+            out.append("Times come from datasheet figures only (profile spec-default): this GPU has not been "
+                       "calibrated. Run `dsocr-trace calibrate` on it for measured numbers.")
+        elif "transferred" in src:
+            out.append(f"Times use a calibration moved from another GPU ({src}): not measured on this one.")
+        mem = pred.get("memory") or {}
+        if mem and not mem.get("fits", True):
+            out.append(f"The request does not fit in GPU memory: it needs {_num(mem.get('total_bytes')) / 2**30:,.1f}"
+                       f" GiB of {_num(mem.get('device_bytes')) / 2**30:,.1f} GiB; the times assume it ran.")
+        if pred.get("weight_dtype") == "fp8":
+            out.append("fp8 weights apply to the decoder and lm_head in the memory figures; the vision encoders stay "
+                       "bf16 (as served).")
+    unc = sum((report.get("coverage") or {}).get("uncosted", {}).values())
+    if unc:
+        out.append(f"{unc} traced ops have no cost rule (counted as zero): see coverage in summary.md.")
+    return out
+
+
+def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
+    model = report.get("model") or {}
+    wl = report.get("workload") or {}
+    pred = report.get("predictions") or {}
+    tool = report.get("tool") or {}
+    title = f"dsocr-trace: {model.get('id', '?')}, {wl.get('label', '?')} B{wl.get('batch', '?')}"
+    facts = [("model", model.get("id", "?")), ("config", model.get("config_source", "?")),
+             ("mode", wl.get("label", "?")), ("batch", wl.get("batch", "?")),
+             ("vision tokens", wl.get("vision_tokens", "?")), ("prefill tokens", wl.get("prefill_tokens", "?")),
+             ("output tokens", wl.get("output_tokens", "?")), ("MoE routing", routing_of(report))]
+    if pred:
+        dev = pred.get("device") or {}
+        src = str((pred.get("profile") or {}).get("source", "?"))
+        facts += [("GPU", f"{dev.get('name', '?')} ({dev.get('key', '?')})"), ("execution", pred.get("execution", "?")),
+                  ("weights", pred.get("weight_dtype", "?")), ("profile", f"{src} ({profile_kind(src)})")]
+    facts.append(("tool", f"{tool.get('name', 'dsocr-trace')} {tool.get('version', '')}, torch {tool.get('torch', '?')}"
+                          f", transformers {tool.get('transformers', '?')}"))
+    parts = [f"<h1>{_e(title)}</h1>", "<div class=\"facts\">"]
+    parts += [f"<div><span class=\"muted\">{_e(k)}</span> <b>{_e(v)}</b></div>" for k, v in facts]
+    parts.append("</div>")
+    req = pred.get("request") or {}
+    mem = pred.get("memory") or {}
+    if req:
+        kpis = [("time to first token", f"{_num(req.get('ttft_s')) * 1e3:,.1f} ms"),
+                ("per output token (mean)", f"{_num(req.get('tpot_mean_s')) * 1e3:,.2f} ms"),
+                ("end to end", f"{_num(req.get('e2e_s')):,.2f} s"),
+                ("pages per GPU-day", f"{_num(req.get('pages_per_gpu_day')):,.0f}")]
+        if mem:
+            fits = "fits" if mem.get("fits") else "DOES NOT FIT"
+            kpis.append(("memory", f"{_num(mem.get('total_bytes')) / 2**30:,.1f} / "
+                                   f"{_num(mem.get('device_bytes')) / 2**30:,.0f} GiB, {fits}"))
+        parts.append("<div class=\"kpis\">" + "".join(
+            f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div><div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
+            + "</div>")
+    parts += [f"<div class=\"warn\">{_e(w)}</div>" for w in report_warnings(report)]
+    timed = bool(pred)
+    parts += ["<h2>Stages</h2>",
+              "<div class=\"controls\"><label>show <select id=\"stage-metric\">"
+              + ("<option value=\"time\" selected>predicted time</option>" if timed else "")
+              + "<option value=\"flops\">FLOPs</option></select></label>"
+              "<span class=\"muted\">decode.step is one decode step; the other stages run once per prefill"
+              "</span></div>",
+              "<svg class=\"chart\" id=\"stage-chart\"></svg>",
+              "<h2>Modules</h2>",
+              "<div class=\"controls\"><label>phase <select id=\"module-phase\"><option value=\"prefill\">prefill"
+              "</option><option value=\"decode\">decode (one step)</option></select></label>"
+              "<span class=\"muted\">bars: the 15 largest module classes (exclusive); table: the module tree "
+              "(inclusive, click ▸ to open)</span></div>",
+              "<svg class=\"chart\" id=\"type-chart\"></svg>",
+              "<div class=\"scroll\" id=\"module-tree\"></div>"]
+    if timed:
+        parts += ["<h2>Roofline (predicted)</h2>",
+                  "<div class=\"controls\"><label>phase <select id=\"roof-phase\"><option value=\"both\">both"
+                  "</option><option value=\"prefill\">prefill</option><option value=\"decode\">decode step</option>"
+                  "</select></label><span class=\"muted\">hover a point for its op, module, cost rule and "
+                  "prediction; click a stage to hide it</span></div>",
+                  "<div class=\"legend\" id=\"roof-legend\"></div>",
+                  "<svg class=\"chart\" id=\"roofline\"></svg>",
+                  "<h2>Memory</h2>",
+                  "<svg class=\"chart\" id=\"memory-chart\"></svg>"]
+    else:
+        parts += ["<h2>Roofline and memory</h2>",
+                  "<p class=\"muted\">No device was given: rerun with <code>--device NAME</code> for predicted "
+                  "times, the roofline and the memory picture.</p>"]
+    parts.append(f"<footer>Written by {_e(tool.get('name', 'dsocr-trace'))} {_e(tool.get('version', ''))} from "
+                 "report.json; every number is a prediction from the traced graph and the cost rules.</footer>")
+    return title, "\n".join(parts)
+
+
+def report_html(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The HTML page of a report (as build_report returns it or read back from report.json); `nodes`
+    (writers.trace_nodes) adds tensor shapes to the roofline's hover text."""
+    title, body = _report_body(report)
+    data = {"kind": "report", "has_predictions": bool(report.get("predictions")), "stages": _stages(report),
+            "module_types": _module_types(report), "modules": _modules(report),
+            "roofline": _roofline(report, nodes), "memory": _memory(report)}
+    return _page(title, body, data)
+
+
+# -- sweep -----------------------------------------------------------------------------------------------------
+
+_METRICS = (("tpot_mean_ms", "ms per output token (mean)"), ("ttft_ms", "TTFT ms"), ("e2e_s", "end to end s"),
+            ("batch", "batch"), ("memory_gib", "memory GiB"), ("pages_per_gpu_day", "pages per GPU-day"),
+            ("tokens_per_s", "tokens/s"))
+
+
+def _select(ident: str, chosen: str) -> str:
+    opts = "".join(f"<option value=\"{k}\"{' selected' if k == chosen else ''}>{_e(label)}</option>"
+                   for k, label in _METRICS)
+    return f"<select id=\"{ident}\">{opts}</select>"
+
+
+def sweep_html(rows: Sequence[Mapping[str, Any]], title: str = "dsocr-trace sweep") -> str:
+    """An explorer of sweep (or plan) rows: filters by mode, device, execution, batch and output tokens, a
+    scatter of any two metrics (points that do not fit in GPU memory crossed in red) and a sortable table."""
+    devices: dict[str, str] = {}
+    for r in rows:
+        devices.setdefault(str(r.get("device")), str(r.get("profile", "?")))
+    unfit = sum(1 for r in rows if r.get("fits") is False)
+    routing = sorted({str(r.get("routing", "?")) for r in rows})
+    parts = [f"<h1>{_e(title)}</h1>", "<div class=\"facts\">",
+             f"<div><span class=\"muted\">points</span> <b>{len(rows)}</b></div>",
+             f"<div><span class=\"muted\">do not fit in GPU memory</span> <b>{unfit}</b></div>",
+             f"<div><span class=\"muted\">MoE routing</span> <b>{_e(', '.join(routing))}</b></div>",
+             "</div>", "<div class=\"facts\">"]
+    parts += [f"<div><span class=\"muted\">{_e(d)}</span> <b>{_e(src)}</b> ({_e(profile_kind(src))})</div>"
+              for d, src in devices.items()]
+    parts.append("</div>")
+    datasheet = [d for d, src in devices.items() if profile_kind(src) == "datasheet only"]
+    if datasheet:
+        parts.append(f"<div class=\"warn\">{_e(', '.join(datasheet))}: priced from datasheet figures only (not "
+                     "calibrated on that GPU). Run `dsocr-trace calibrate` there for measured numbers.</div>")
+    if rows and unfit == len(rows):
+        parts.append("<div class=\"warn\">No point fits in GPU memory.</div>")
+    parts += ["<h2>Points</h2>", "<div class=\"controls\" id=\"filters\"></div>",
+              "<div class=\"controls\"><label><input type=\"checkbox\" id=\"fit-only\"> only points that fit in GPU "
+              f"memory</label><label>x {_select('x-metric', 'tpot_mean_ms')}</label>"
+              f"<label>y {_select('y-metric', 'pages_per_gpu_day')}</label></div>",
+              "<div class=\"legend\" id=\"sweep-legend\"></div>",
+              "<svg class=\"chart\" id=\"sweep-chart\"></svg>",
+              "<p class=\"muted\">Click a column header to sort.</p>",
+              "<div class=\"scroll\" id=\"sweep-table\"></div>",
+              "<footer>Written by dsocr-trace from the sweep rows; every number is a prediction.</footer>"]
+    return _page(title, "\n".join(parts), {"kind": "sweep", "rows": [dict(r) for r in rows]})
