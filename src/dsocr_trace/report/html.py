@@ -260,9 +260,10 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
              ("output tokens", wl.get("output_tokens", "?")), ("MoE routing", routing_of(report))]
     if pred:
         dev = pred.get("device") or {}
-        src = str((pred.get("profile") or {}).get("source", "?"))
+        prof = pred.get("profile") or {}
+        src = str(prof.get("label") or prof.get("source", "?"))
         facts += [("GPU", f"{dev.get('name', '?')} ({dev.get('key', '?')})"), ("execution", pred.get("execution", "?")),
-                  ("weights", pred.get("weight_dtype", "?")), ("profile", f"{src} ({profile_kind(src)})")]
+                  ("weights", pred.get("weight_dtype", "?")), ("profile", src)]
     facts.append(("tool", f"{tool.get('name', 'dsocr-trace')} {tool.get('version', '')}, torch {tool.get('torch', '?')}"
                           f", transformers {tool.get('transformers', '?')}"))
     parts = [f"<h1>{_e(title)}</h1>", "<div class=\"facts\">"]
