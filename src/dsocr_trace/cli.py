@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from dsocr_trace import __version__
-from dsocr_trace.errors import Interrupted, UserError
+from dsocr_trace.errors import RECEIVED, Interrupted, UserError, raise_if_interrupted
 from dsocr_trace.models.source import DEFAULT_MODEL
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -213,19 +213,36 @@ def validate(
                      out=out, force=force)
 
 
+_HEAVY_COMMANDS = {"analyze", "sweep", "compare", "calibrate", "validate"}
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    # a second signal must not cut the cleanup of the first short
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    RECEIVED.append(signum)
     raise Interrupted(signum)
+
+
+def _import_torch_uninterrupted(argv: list[str]) -> None:
+    """Import torch and transformers with SIGINT/SIGTERM held: their C initialisation can swallow the exception
+    a signal handler raises. A signal that arrives meanwhile is delivered right after, in plain Python."""
+    if not _HEAVY_COMMANDS & set(argv) or {"--help", "-h"} & set(argv):
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def main() -> None:
     """Run the CLI: user errors and interruptions end with one line on stderr and a non-zero exit, no traceback."""
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for sig in _SIGNALS:
+        signal.signal(sig, _interrupt)
     try:
+        _import_torch_uninterrupted(sys.argv[1:])
         rc = app(standalone_mode=False)
+        raise_if_interrupted()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -19,6 +19,17 @@ class Interrupted(BaseException):  # a BaseException: no `except Exception` may 
         self.signum = signum
 
 
+# Signals received (SIGINT/SIGTERM). The handler raises Interrupted at once, but code that swallows exceptions
+# (C extensions clearing errors during their import) can lose that raise: the record makes the next checkpoint
+# (before outputs are staged or committed, and at exit) raise it again.
+RECEIVED: list[int] = []
+
+
+def raise_if_interrupted() -> None:
+    if RECEIVED:
+        raise Interrupted(RECEIVED[0])
+
+
 def one_line(text: object, limit: int = 200) -> str:
     s = " ".join(str(text).split())
     return s if len(s) <= limit else s[: limit - 3] + "..."

@@ -38,6 +38,8 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+GIB = 2**30
+
 # A stage is host-bound when the device sits idle, waiting for the host, for more than this share of its wall.
 HOST_IDLE_SHARE = 0.10
 
@@ -108,15 +110,14 @@ def print_summary(report: dict[str, Any]) -> None:
               f"uncosted {sum(cov['uncosted'].values())}")
     req = preds.get("request")
     if req:
-        ph = preds["phases"]
         con.print(f"request on {preds['device']['name']} ({preds['execution']}, weights {preds['weight_dtype']}): "
                   f"TTFT {req['ttft_s'] * 1e3:.1f} ms (prefill wall), {req['tpot_mean_s'] * 1e3:.2f} ms/token "
-                  f"(decode step wall; {ph['decode']['device_s'] * 1e3:.2f} ms of it on the device), "
+                  f"(mean decode step wall; {req['decode_device_mean_s'] * 1e3:.2f} ms of it on the device), "
                   f"end-to-end {req['e2e_s']:.2f} s, {req['pages_per_s']:.2f} pages/s, "
                   f"{req['pages_per_gpu_day']:,.0f} pages/GPU-day")
         mem = preds.get("memory") or {}
         if mem:
-            con.print(f"memory: {mem['total_bytes'] / 1e9:.1f} GB needed of {mem['device_bytes'] / 1e9:.1f} GB "
+            con.print(f"memory: {mem['total_bytes'] / GIB:.1f} GiB needed of {mem['device_bytes'] / GIB:.1f} GiB "
                       f"({'fits' if mem['fits'] else 'DOES NOT FIT'})")
         prov = provenance_of_report(report)
         if prov:
@@ -219,8 +220,8 @@ def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) 
                    "not measured on this GPU): calibrate it with `dsocr-trace calibrate` and pass --profile")
     mem = preds.get("memory") or {}
     if mem and not mem.get("fits", True):
-        out.append(f"the request needs {mem['total_bytes'] / 1e9:.1f} GB but {preds['device']['name']} has "
-                   f"{mem['device_bytes'] / 1e9:.1f} GB: it does not fit, the times assume it did (lower --batch "
+        out.append(f"the request needs {mem['total_bytes'] / GIB:.1f} GiB but {preds['device']['name']} has "
+                   f"{mem['device_bytes'] / GIB:.1f} GiB: it does not fit, the times assume it did (lower --batch "
                    "or --output-tokens, or pick a larger GPU)")
     return out
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from attrs import define, field
 
-from dsocr_trace.errors import UserError
+from dsocr_trace.errors import UserError, raise_if_interrupted
 
 STAGING_PREFIX = ".dsocr-trace-staging."
 _HELD = {signal.SIGINT, signal.SIGTERM}
@@ -43,6 +43,9 @@ def check_target(path: Path, force: bool, what: str = "output folder", is_dir: b
     """Refuse a target that exists (without --force) or cannot be created; creates nothing."""
     if path.exists() and not force:
         raise UserError(f"{what} {str(path)!r} already exists: pass --force to replace it, or choose another path")
+    if path.exists() and Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise UserError(f"{what} {str(path)!r} holds the current folder: --force would delete it, choose a "
+                        "new path")
     if path.exists() and is_dir is not None and path.is_dir() != is_dir:
         kind = "folder" if path.is_dir() else "file"
         raise UserError(f"{what} {str(path)!r} exists as a {kind}: --force replaces a "
@@ -116,6 +119,7 @@ class Outputs:
     @contextmanager
     def transaction(self) -> Iterator[Callable[[Path], Path]]:
         roots: dict[Path, Path] = {}
+        raise_if_interrupted()
         try:
             for t in self.targets:
                 if t.inside is None:
@@ -133,12 +137,17 @@ class Outputs:
                 else:
                     t.staged.parent.mkdir(parents=True, exist_ok=True)
             yield self.path
+            raise_if_interrupted()
             self._commit()
         finally:
-            for root in roots.values():
-                shutil.rmtree(root, ignore_errors=True)
-            for t in self.targets:
-                t.staged = None
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)  # a second Ctrl-C must not cut the cleanup
+            try:
+                for root in roots.values():
+                    shutil.rmtree(root, ignore_errors=True)
+                for t in self.targets:
+                    t.staged = None
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _commit(self) -> None:
         """Create missing parents and rename every staged output into place, signals held off meanwhile."""
