@@ -69,7 +69,8 @@ class MeasuredStage(_Measured):
 
 
 class MeasuredModule(_Measured):
-    device_s: float = Field(ge=0, description="kernel time of the module's own ops (exclusive)")
+    # inclusive minus children, in floating point: a module without own kernels can come out at -1e-21
+    device_s: float = Field(ge=-1e-9, description="kernel time of the module's own ops (exclusive)")
     device_incl_s: float | None = _seconds()
     kernels: int | None = Field(default=None, ge=0)
     calls: int | None = Field(default=None, ge=0)
