@@ -1,9 +1,15 @@
 """The planner's table: base and gundam 2x3 on RTX 5090 and H100, eager and fused, 1000 output tokens.
 
-    python scripts/planner_table.py > benchmarks/results/planner-table.md
+    python scripts/planner_table.py > planner-table.md      # from any folder
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# the checkout this script lives in, whatever the working folder and whatever copy is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dsocr_trace.analyze import run_analysis
 from dsocr_trace.hardware.profile import packaged_profile

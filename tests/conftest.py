@@ -22,3 +22,23 @@ def base_analysis() -> Analysis:
 @pytest.fixture(scope="session")
 def gundam_analysis() -> Analysis:
     return run_analysis(DEFAULT_MODEL, make_workload("gundam", crops="2x3", output_tokens=200))
+
+
+@pytest.fixture(scope="session")
+def h100_report(base_analysis: Analysis) -> dict:
+    """A base-mode report with eager predictions on the catalog H100 (packaged calibrated profile)."""
+    from dsocr_trace.hardware.profile import packaged_profile
+    from dsocr_trace.hardware.spec import load_device
+    from dsocr_trace.report.build import build_report
+    from dsocr_trace.request import predict_request
+
+    spec = load_device("h100")
+    return build_report(base_analysis, predict_request(base_analysis, spec, packaged_profile(spec)))
+
+
+@pytest.fixture(scope="session")
+def counts_report(base_analysis: Analysis) -> dict:
+    """The same workload without a device: counts only."""
+    from dsocr_trace.report.build import build_report
+
+    return build_report(base_analysis)

@@ -40,8 +40,8 @@ def resolve(value: Any, files: dict[str, Path], base: Path) -> Any:
     return path / rest if rest else path
 
 
-def make_files(d: Path) -> dict[str, Path]:
-    """Bad inputs of every kind, written once into `d`."""
+def make_files(d: Path, report: dict[str, Any], counts: dict[str, Any]) -> dict[str, Path]:
+    """Bad inputs of every kind, written once into `d` (`report`: a real report with predictions)."""
     files: dict[str, Path] = {}
 
     def put(name: str, text: str) -> None:
@@ -59,8 +59,8 @@ def make_files(d: Path) -> dict[str, Path]:
     put("broken.yaml", "name: [unclosed\n")
     put("a_file", "not a folder\n")
     put("not_report.json", json.dumps({"hello": 1}))
-    put("no_predictions.json", json.dumps({"stages": {}, "workload": {"label": "base"}}))
-    put("with_predictions.json", json.dumps({"stages": {}, "predictions": {}, "workload": {"label": "base"}}))
+    put("no_predictions.json", json.dumps(counts))
+    put("with_predictions.json", json.dumps(report))
     put("not_measured.json", json.dumps({"schema": "something/else", "runs": []}))
     (d / "empty_folder").mkdir()
     files["empty_folder"] = d / "empty_folder"
@@ -134,8 +134,9 @@ def _analyze(out: Path | None = None, **kw: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_files(tmp_path_factory.mktemp("bad-inputs"))
+def files(tmp_path_factory: pytest.TempPathFactory, h100_report: dict[str, Any],
+          counts_report: dict[str, Any]) -> dict[str, Path]:
+    return make_files(tmp_path_factory.mktemp("bad-inputs"), h100_report, counts_report)
 
 
 @pytest.mark.parametrize(
@@ -269,7 +270,7 @@ def test_sweep_rejections(kw: dict[str, Any], match: str, files: dict[str, Path]
 
 CLI_CASES: dict[str, tuple[list[str], str]] = {
     "unknown_model": (["analyze", "--model", "nope/nope", "--out", "{d}/r1"], "unknown model"),
-    "bad_mode": (["analyze", "--mode", "huge", "--out", "{d}/r3"], "unknown mode"),
+    "bad_mode": (["analyze", "--mode", "huge", "--out", "{d}/r3"], "--mode"),
     "bad_crops": (["analyze", "--mode", "gundam", "--crops", "4x4"], "2 to 9 tiles"),
     "zero_batch": (["analyze", "--batch", "0"], "--batch"),
     "not_an_int": (["analyze", "--batch", "abc"], "--batch"),
@@ -293,9 +294,10 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
 
 
 @pytest.fixture(scope="module")
-def cli_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, subprocess.CompletedProcess[str]]]:
+def cli_results(tmp_path_factory: pytest.TempPathFactory, h100_report: dict[str, Any], counts_report: dict[str, Any]
+                ) -> tuple[Path, dict[str, subprocess.CompletedProcess[str]]]:
     d = tmp_path_factory.mktemp("cli")
-    made = make_files(d)
+    made = make_files(d, h100_report, counts_report)
     procs = {}
     for name, (args, _) in CLI_CASES.items():
         argv = [sys.executable, "-m", "dsocr_trace.cli", *(a.format(d=d) for a in args)]

@@ -5,12 +5,14 @@ Traces are cached per (model, shapes) in this process so a sweep traces each dis
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from attrs import define, evolve, field
 
 from dsocr_trace.costs import DEFAULT_OPTIONS, CostOptions, NodeCosts, cost_trace
-from dsocr_trace.errors import UserError
+from dsocr_trace.errors import UserError, one_line
 from dsocr_trace.trace.ir import Trace
 from dsocr_trace.workload import Workload
 
@@ -59,8 +61,10 @@ def load_model(model_id: str) -> LoadedModel:
 
     if not _is_deepseek_ocr(cfg):
         return _load_generic(model_id, cfg, source)
-    check_supported(cfg)
-    model = build(cfg)
+    where = f"model config {source}"
+    check_supported(cfg, where)
+    with user_config_guard(source, "built"):
+        model = build(cfg)
     omitted = {"vision_clip": ("CLIP patch-embedding conv (unused: SAM features are CLIP's patch embeddings)",
                                CLIP_PATCH_CONV_PARAMS)}
     notes = [
@@ -77,12 +81,33 @@ def load_model(model_id: str) -> LoadedModel:
     return loaded
 
 
+# what torch and transformers raise when a config's dimensions do not fit together
+_BUILD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError, AssertionError,
+                 ZeroDivisionError, NotImplementedError)
+
+
+@contextmanager
+def user_config_guard(source: str, what: str) -> Iterator[None]:
+    """A user's config that passed the checks but still breaks the build or trace: one line, not a traceback.
+    The packaged official config is exempt: a failure there is a bug and keeps its traceback."""
+    try:
+        yield
+    except UserError:
+        raise
+    except _BUILD_ERRORS as exc:
+        if source.startswith("package data"):
+            raise
+        raise UserError(f"model config {source} cannot be {what} ({type(exc).__name__}: {one_line(exc, 160)}): "
+                        "check that its dimensions agree, or start from the official config") from None
+
+
 def _text_config(model: Any) -> Any:
     return model.model.config.text_config
 
 
 def _is_deepseek_ocr(cfg: dict[str, Any]) -> bool:
-    archs = cfg.get("architectures") or []
+    raw = cfg.get("architectures")
+    archs: list[Any] = raw if isinstance(raw, list) else []
     return "DeepseekOCRForCausalLM" in archs or cfg.get("model_type") in ("deepseek_vl_v2", "DeepseekOCR")
 
 
@@ -90,7 +115,8 @@ def _load_generic(model_id: str, cfg: dict[str, Any], source: str) -> LoadedMode
     from dsocr_trace.models.generic import build_generic, generic_stage, image_token_id
     from dsocr_trace.models.params import count_params
 
-    model, conf, arch = build_generic(cfg)
+    with user_config_guard(source, "built"):
+        model, conf, arch = build_generic(cfg, f"model config {source}")
     tok = image_token_id(conf)
     notes = [f"Built generically from transformers' {arch} (model_type {cfg.get('model_type')!r}) on meta.",
              "Stages are assigned from module names (vision tower, projector, language model, lm_head).",
@@ -146,11 +172,13 @@ def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
             raise UserError("--tracer export is implemented for DeepSeek-OCR only: use --tracer dispatch")
         from dsocr_trace.trace.capture import generic_vision_tokens
 
-        wl = evolve(wl, vision_tokens_override=generic_vision_tokens(lm, wl))
-    traces = {
-        "prefill": trace_phase(lm, model_id, wl, "prefill", tracer),
-        "decode": trace_phase(lm, model_id, wl, "decode", "dispatch", wl.decode_kv_len - 1),
-    }
+        with user_config_guard(lm.source, "traced"):
+            wl = evolve(wl, vision_tokens_override=generic_vision_tokens(lm, wl))
+    with user_config_guard(lm.source, "traced"):
+        traces = {
+            "prefill": trace_phase(lm, model_id, wl, "prefill", tracer),
+            "decode": trace_phase(lm, model_id, wl, "decode", "dispatch", wl.decode_kv_len - 1),
+        }
     costs = {phase: cost_trace(tr, opts) for phase, tr in traces.items()}
     return Analysis(model_id=model_id, config_source=lm.source, architecture=lm.architecture, workload=wl,
                     params=lm.params, build_notes=lm.notes, traces=traces, costs=costs, options=opts)

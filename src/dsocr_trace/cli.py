@@ -2,53 +2,111 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from dsocr_trace.errors import UserError
+from dsocr_trace import __version__
+from dsocr_trace.errors import RECEIVED, Interrupted, UserError, raise_if_interrupted
 from dsocr_trace.models.source import DEFAULT_MODEL
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What DeepSeek-OCR costs, op by op, from a meta-device trace: FLOPs, bytes, memory, time.")
 
+
+class Mode(StrEnum):
+    tiny = "tiny"
+    small = "small"
+    base = "base"
+    large = "large"
+    gundam = "gundam"
+
+
+class Tracer(StrEnum):
+    dispatch = "dispatch"
+    export = "export"
+
+
+class Execution(StrEnum):
+    eager = "eager"
+    fused = "fused"
+    graph = "graph"
+
+
+class Dtype(StrEnum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+
+
+class Phase(StrEnum):
+    prefill = "prefill"
+    decode = "decode"
+
+
+def _value(x: Enum | None) -> Any:
+    return None if x is None else x.value
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dsocr-trace {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """What DeepSeek-OCR costs, op by op, from a meta-device trace: FLOPs, bytes, memory, time."""
 
 
 ModelOpt = Annotated[str, typer.Option("--model", help="Hub id shipped offline, or PATH to config.json / folder.")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="tiny | small | base | large | gundam")]
+ModeOpt = Annotated[Mode, typer.Option("--mode", case_sensitive=False,
+                                       help="Resolution mode: tiny 512, small 640, base 1024, large 1280 px, "
+                                            "gundam (1024 global view + 640 px tiles).")]
 
 
 @app.command()
 def analyze(
     model: ModelOpt = DEFAULT_MODEL,
-    mode: ModeOpt = "base",
-    crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH (columns x rows), 2..9 tiles.")] = None,
-    image_size: Annotated[str | None, typer.Option(help="Page size WxH in pixels (Gundam picks its grid).")] = None,
+    mode: ModeOpt = Mode.base,
+    crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH (columns x rows), 2..9 tiles; "
+                                                   "or give --image-size instead.")] = None,
+    image_size: Annotated[str | None, typer.Option(help="Page size WxH in pixels: Gundam picks its tile grid from "
+                                                        "it (other modes resize every page).")] = None,
     prompt_tokens: Annotated[int, typer.Option(help="Prompt text tokens (BOS and image tokens excluded).")] = 12,
     output_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
     batch: Annotated[int, typer.Option(help="Sequences (pages) per batch.")] = 1,
     kv_len: Annotated[int | None, typer.Option(help="KV length of the traced decode step (default: prefill).")] = None,
-    tracer: Annotated[str, typer.Option(help="dispatch (default) or export (torch.export, prefill).")] = "dispatch",
+    tracer: Annotated[Tracer, typer.Option(help="dispatch recorder, or torch.export (prefill only).")]
+    = Tracer.dispatch,
     out: Annotated[Path | None, typer.Option(help="Run folder for report.json and the other outputs.")] = None,
     graphml: Annotated[Path | None, typer.Option(help="Write the op graph (both phases) as GraphML.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing --out folder or --graphml file.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out folder, --graphml or --timeline file.")]
+    = False,
     device: Annotated[str | None, typer.Option(help="GPU from the catalog (see `dsocr-trace devices`).")] = None,
-    device_file: Annotated[Path | None, typer.Option(help="Your own device spec (YAML/JSON).")] = None,
+    device_file: Annotated[Path | None, typer.Option(help="Your own device spec (YAML/JSON): start from "
+                                                          "`dsocr-trace devices --export h100`.")] = None,
     profile: Annotated[Path | None, typer.Option(help="Calibrated profile JSON (`dsocr-trace calibrate`).")] = None,
-    execution: Annotated[str, typer.Option(help="eager (HF transformers as shipped) or fused (optimized engine).")]
-    = "eager",
-    dtype: Annotated[str, typer.Option(help="Weight dtype for memory: bf16, fp16 or fp8.")] = "bf16",
+    execution: Annotated[Execution | None, typer.Option(
+        help="eager: HF transformers as shipped; fused: an optimized engine (fused kernels, CUDA-graph decode); "
+             "graph: eager kernels with the decode step replayed as a CUDA graph. Default eager; needs a device.")]
+    = None,
+    dtype: Annotated[Dtype | None, typer.Option(
+        help="Weight dtype of the memory estimate (fp8: decoder, embedding and lm_head only; vision stays bf16). "
+             "Default bf16; needs a device. Times are for bf16 kernels.")] = None,
     moe_skew: Annotated[float, typer.Option(help="MoE routing skew S in [0, 4]: experts picked in proportion to "
                                             "1/(rank+1)^S (0 = uniform; ~1.2 = a random-weight router).")] = 0.0,
     routing: Annotated[str | None, typer.Option(help="MoE routing: uniform, skew:S or histogram:FILE (a "
                                                 "measured.json or {layer: [rows per expert]}).")] = None,
-    timeline: Annotated[Path | None, typer.Option(help="Write the predicted kernel timeline (Chrome trace).")]
-    = None,
+    timeline: Annotated[Path | None, typer.Option(help="Write the predicted kernel timeline (Chrome trace); may "
+                                                       "lie inside --out.")] = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots into the run folder.")] = False,
     phase: Annotated[str, typer.Option(help="infer (prefill + decode) or train (+ one fine-tuning step).")]
     = "infer",
@@ -62,25 +120,30 @@ def analyze(
     precision: Annotated[str | None, typer.Option(help="train: bf16 (default, HF Trainer's) or mixed "
                                                        "(fp32 master weights and moments).")] = None,
     html: Annotated[Path | None, typer.Option(help="Write a single-file interactive HTML report (.html).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else "
+                                                          "there; warnings stay on stderr).")] = False,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
 
     train = train_config(phase, optimizer=optimizer, trainable=trainable, lora_rank=lora_rank,
                          checkpointing=checkpointing, precision=precision)
-    analyze_command(model=model, mode=mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
-                    output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer, out=out,
+    analyze_command(model=model, mode=mode.value, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
+                    output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer.value, out=out,
                     graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
-                    execution=execution, dtype=dtype, moe_skew=moe_skew, timeline=timeline, plots=plots,
-                    routing=routing, train=train, html=html)
+                    execution=_value(execution), dtype=_value(dtype), moe_skew=moe_skew, timeline=timeline,
+                    plots=plots, json_out=json_out, routing=routing, train=train, html=html)
 
 
 @app.command()
-def devices() -> None:
+def devices(
+    export: Annotated[str | None, typer.Option(help="Print one catalog device's YAML file (redirect it into "
+                                                    "my-gpu.yaml, edit, pass --device-file).")] = None,
+) -> None:
     """The GPU catalog: dense peaks, bandwidth, memory, and where each figure came from."""
     from dsocr_trace.runner import devices_command
 
-    devices_command()
+    devices_command(export)
 
 
 @app.command()
@@ -90,7 +153,7 @@ def sweep(
     devices: Annotated[str, typer.Option("--devices", help="Comma list of catalog GPUs.")] = "rtx5090,h100",
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1",
     output_tokens: Annotated[str, typer.Option(help="Comma list of output token counts.")] = "500",
-    execution: Annotated[str, typer.Option(help="Comma list: eager,fused")] = "eager",
+    execution: Annotated[str, typer.Option(help="Comma list of eager, fused, graph.")] = "eager",
     out: Annotated[Path, typer.Option(help="CSV, JSON or Parquet file (by extension).")] = Path("sweep.csv"),
     force: Annotated[bool, typer.Option(help="Replace existing outputs (file, --plots folder, --html).")] = False,
     plots: Annotated[Path | None, typer.Option(help="Folder for sweep_pages.png, sweep_latency.png and "
@@ -108,7 +171,7 @@ def sweep(
 @app.command()
 def plan(
     model: ModelOpt = DEFAULT_MODEL,
-    mode: ModeOpt = "base",
+    mode: ModeOpt = Mode.base,
     crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH (columns x rows), 2..9 tiles.")] = None,
     image_size: Annotated[str | None, typer.Option(help="Page size WxH in pixels (Gundam picks its grid).")] = None,
     ttft_ms: Annotated[float | None, typer.Option(help="Time to first token target, at most (ms).")] = None,
@@ -129,7 +192,7 @@ def plan(
     Exit code 1 when nothing does."""
     from dsocr_trace.planner import plan_command
 
-    result = plan_command(model=model, mode=mode, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
+    result = plan_command(model=model, mode=mode.value, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
                           tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
                           executions=executions, max_batch=max_batch, out=out, force=force)
     if not result["best"]:
@@ -139,18 +202,20 @@ def plan(
 @app.command()
 def compare(
     report: Annotated[Path, typer.Argument(help="report.json written by analyze with --device")],
-    measured: Annotated[Path, typer.Argument(help="measured.json (schema dsocr-trace/measured/1) or a "
-                                                  "torch.profiler Chrome trace (.json/.json.gz)")],
-    phase: Annotated[str | None, typer.Option(help="prefill or decode (required meaning for Chrome traces)")] = None,
+    measured: Annotated[Path, typer.Argument(help="measured.json (schema dsocr-trace/measured/1, from `dsocr-trace "
+                                                  "validate` on a GPU) or a torch.profiler Chrome trace "
+                                                  "(.json/.json.gz)")],
+    phase: Annotated[Phase | None, typer.Option(help="Phase of a Chrome trace; detected from its module ranges "
+                                                     "when left out.")] = None,
+    any_execution: Annotated[bool, typer.Option(help="Also pair measured runs of another execution (eager vs "
+                                                     "CUDA graph) with the report's prediction.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for compare.json and compare.md.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Predicted vs measured per stage, module type and module, with relative errors."""
     from dsocr_trace.runner import compare_command
 
-    if phase is not None and phase not in ("prefill", "decode"):
-        raise UserError(f"--phase {phase!r}: use prefill or decode")
-    compare_command(report, measured, phase, out, force)
+    compare_command(report, measured, _value(phase), out, force, any_execution=any_execution)
 
 
 @app.command()
@@ -182,7 +247,7 @@ def calibrate(
 @app.command()
 def validate(
     model: ModelOpt = DEFAULT_MODEL,
-    mode: ModeOpt = "base",
+    mode: ModeOpt = Mode.base,
     crops: Annotated[str | None, typer.Option(help="Gundam tile grid WxH.")] = None,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 1,
     decode_kv: Annotated[str, typer.Option(help="Decode KV lengths to measure.")] = "300,1000,4000",
@@ -197,16 +262,48 @@ def validate(
     """Run workloads on the local GPU (random weights), measure per module and stage, compare to predictions."""
     from dsocr_trace.runner import validate_command
 
-    validate_command(model=model, mode=mode, crops=crops, batch=batch, decode_kv=decode_kv, profile=profile,
+    validate_command(model=model, mode=mode.value, crops=crops, batch=batch, decode_kv=decode_kv, profile=profile,
                      out=out, force=force, workloads=workloads, decode=decode)
 
 
-def main() -> None:
+_HEAVY_COMMANDS = {"analyze", "sweep", "compare", "calibrate", "validate"}
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    RECEIVED.append(signum)
+    raise Interrupted(signum)
+
+
+def _import_torch_uninterrupted(argv: list[str]) -> None:
+    """Import torch and transformers with SIGINT/SIGTERM held: their C initialisation can swallow the exception
+    a signal handler raises. A signal that arrives meanwhile is delivered right after, in plain Python."""
+    if not _HEAVY_COMMANDS & set(argv) or {"--help", "-h"} & set(argv):
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
-        app(standalone_mode=False)
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def main() -> None:
+    """Run the CLI: user errors and interruptions end with one line on stderr and a non-zero exit, no traceback."""
+    for sig in _SIGNALS:
+        signal.signal(sig, _interrupt)
+    try:
+        _import_torch_uninterrupted(sys.argv[1:])
+        rc = app(standalone_mode=False)
+        raise_if_interrupted()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"error: interrupted by {name}: outputs are written completely or not at all; rerun the command",
+              file=sys.stderr)
+        sys.exit(128 + exc.signum)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -223,6 +320,7 @@ def main() -> None:
             print(f"error: {exc.format_message()}", file=sys.stderr)
             sys.exit(int(exc.exit_code) or 2)
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

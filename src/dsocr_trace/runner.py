@@ -19,41 +19,326 @@ def _fmt(x: float, unit: str) -> str:
     return f"{x:,.0f} {unit}"
 
 
-def print_summary(report: dict[str, Any]) -> None:
+def console(stderr: bool = False) -> Any:
+    """A rich console at the terminal's width; piped output keeps tables on unbroken 160-column lines."""
+    import os
+    import sys
+
     from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    wide = stream.isatty() or "COLUMNS" in os.environ
+    return Console(file=stream, width=None if wide else 160, highlight=False)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (stdout stays clean for --json)."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
+
+
+GIB = 2**30
+
+# A stage is host-bound when the device sits idle, waiting for the host, for more than this share of its wall.
+HOST_IDLE_SHARE = 0.10
+
+
+def stage_view(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per stage, the numbers the console shows, consistent with one another.
+
+    host_s is the host time on the stage's critical path: under a CUDA-graph decode (fused, graph) one graph
+    launch, not the eager issue cost the graph avoids. bound: `host` when the device idles more than
+    HOST_IDLE_SHARE of the stage's wall waiting for the host, else the limiter with the most device time."""
+    preds = report.get("predictions") or {}
+    ps = preds.get("stages") or {}
+    graph_decode = preds.get("execution") in ("fused", "graph")
+    out: dict[str, dict[str, Any]] = {}
+    for name, s in report["stages"].items():
+        row: dict[str, Any] = {"tc_flops": s["tc_flops"], "cc_flops": s["cc_flops"], "bytes": s["bytes"],
+                               "intensity_flop_per_byte": s["intensity_flop_per_byte"], "ops": int(s["ops"]),
+                               "kernels": int(s["kernels"])}
+        p = ps.get(name)
+        if p:
+            host = p["host_s"]
+            if graph_decode and name == "decode.step":
+                host = preds["phases"]["decode"]["host_s"]
+            wall, dev = p["wall_s"], p["device_s"]
+            bounds = p.get("bound_s") or {}
+            limiter = max(bounds, key=lambda k: bounds[k]) if any(bounds.values()) else "launch"
+            row |= {"kernels": int(p["kernels"]), "device_s": dev, "host_s": host, "wall_s": wall,
+                    "bound": "host" if wall - dev > HOST_IDLE_SHARE * wall else limiter}
+        out[name] = row
+    return out
+
+
+SUMMARY_NOTE = ("device: summed kernel time; host: CPU time issuing the stage's ops (one graph launch for a "
+                "CUDA-graph decode); wall: the stage's share of the phase timeline (stage walls add up to the phase; "
+                "the host runs ahead while earlier kernels execute, so a stage's wall can be below its host time). "
+                "bound: host when the device idles >10% of the wall waiting for the host, else the limiter of most "
+                "device time. kernels: launches of the chosen execution.")
+
+
+def print_summary(report: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from dsocr_trace.hardware.provenance import provenance_of_report
 
     wl = report["workload"]
     p = report["params"]
-    console = Console(width=140)
+    con = console()
     title = (f"{report['model']['id']}  mode {wl['label']}  vision tokens {wl['vision_tokens']}  "
              f"prefill {wl['prefill_tokens']} tok  batch {wl['batch']}  decode KV {wl['decode_kv_len']}")
-    t = Table(title=title, title_justify="left")
+    preds = report.get("predictions") or {}
+    t = Table(title=title, title_justify="left", caption=SUMMARY_NOTE if preds else None, caption_justify="left")
     for col in ("stage", "tensor-core", "CUDA-core", "bytes", "FLOP/B", "kernels", "ops"):
         t.add_column(col, justify="right" if col != "stage" else "left")
-    preds = (report.get("predictions") or {}).get("stages") or {}
     if preds:
         for col in ("device ms", "host ms", "wall ms", "bound"):
             t.add_column(col, justify="right")
-    for name, s in report["stages"].items():
+    for name, s in stage_view(report).items():
         row = [name, _fmt(s["tc_flops"], "FLOP"), _fmt(s["cc_flops"], "FLOP"), _fmt(s["bytes"], "B"),
-               f"{s['intensity_flop_per_byte']:.1f}", str(int(s["kernels"])), str(int(s["ops"]))]
+               f"{s['intensity_flop_per_byte']:.1f}", str(s["kernels"]), str(s["ops"])]
         if preds:
-            ps = preds.get(name, {})
-            row += [f"{ps.get('device_s', 0) * 1e3:.3f}", f"{ps.get('host_s', 0) * 1e3:.3f}",
-                    f"{ps.get('wall_s', 0) * 1e3:.3f}", ps.get("bound", "")]
+            row += [f"{s['device_s'] * 1e3:.3f}", f"{s['host_s'] * 1e3:.3f}", f"{s['wall_s'] * 1e3:.3f}",
+                    s["bound"]] if "device_s" in s else ["-", "-", "-", "-"]
         t.add_row(*row)
-    console.print(t)
+    con.print(t)
     cov = report["coverage"]
-    console.print(f"params: checkpoint {p['checkpoint_total']:,} (built {p['built_total']:,}), active/token "
-                  f"{p['active_per_token']:,}   ops {cov['ops_total']:,}, costed {cov['ops_costed']:,}, "
-                  f"uncosted {sum(cov['uncosted'].values())}")
-    req = (report.get("predictions") or {}).get("request")
+    con.print(f"params: checkpoint {p['checkpoint_total']:,} (built {p['built_total']:,}), active/token "
+              f"{p['active_per_token']:,}   ops {cov['ops_total']:,}, costed {cov['ops_costed']:,}, "
+              f"uncosted {sum(cov['uncosted'].values())}")
+    req = preds.get("request")
     if req:
-        console.print(f"request on {report['predictions']['device']['name']} ({report['predictions']['execution']}):"
-                      f" TTFT {req['ttft_s'] * 1e3:.1f} ms, {req['tpot_mean_s'] * 1e3:.2f} ms/token, "
-                      f"end-to-end {req['e2e_s']:.2f} s, {req['pages_per_s']:.2f} pages/s, "
-                      f"{req['pages_per_gpu_day']:,.0f} pages/GPU-day")
+        con.print(f"request on {preds['device']['name']} ({preds['execution']}, weights {preds['weight_dtype']}): "
+                  f"TTFT {req['ttft_s'] * 1e3:.1f} ms (prefill wall), {req['tpot_mean_s'] * 1e3:.2f} ms/token "
+                  f"(mean decode step wall; {req['decode_device_mean_s'] * 1e3:.2f} ms of it on the device), "
+                  f"end-to-end {req['e2e_s']:.2f} s, {req['pages_per_s']:.2f} pages/s, "
+                  f"{req['pages_per_gpu_day']:,.0f} pages/GPU-day")
+        mem = preds.get("memory") or {}
+        if mem:
+            con.print(f"memory: {mem['total_bytes'] / GIB:.1f} GiB needed of {mem['device_bytes'] / GIB:.1f} GiB "
+                      f"({'fits' if mem['fits'] else 'DOES NOT FIT'})")
+        prov = provenance_of_report(report)
+        if prov:
+            con.print(f"profile: {prov['text']}")
+
+
+def summary_json(report: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """What `analyze --json` prints: the console summary as data (the full report is report.json)."""
+    from dsocr_trace.hardware.provenance import provenance_of_report
+
+    preds = report.get("predictions") or {}
+    summary: dict[str, Any] = {
+        "model": report["model"]["id"], "architecture": report["model"]["architecture"],
+        "workload": report["workload"], "params": {k: report["params"][k] for k in
+                                                   ("checkpoint_total", "built_total", "active_per_token")},
+        "coverage": {"ops_total": report["coverage"]["ops_total"], "ops_costed": report["coverage"]["ops_costed"],
+                     "uncosted": report["coverage"]["uncosted"]},
+        "stages": stage_view(report), "warnings": report.get("warnings", []),
+        "out": str(out) if out is not None else None, "prediction": None,
+    }
+    if preds:
+        mem = preds.get("memory") or {}
+        summary["prediction"] = {
+            "device": preds["device"]["name"], "device_key": preds["device"]["key"],
+            "execution": preds["execution"], "weight_dtype": preds["weight_dtype"],
+            "profile": provenance_of_report(report), "request": preds.get("request"),
+            "memory": {k: mem.get(k) for k in ("total_bytes", "device_bytes", "fits")},
+        }
+    return summary
+
+
+def write_graphml_to(path: Path, a: Analysis, report: dict[str, Any] | None = None, train: Any = None) -> None:
+    """Both phases' op graphs (and a training step's, when given); with a report that has predictions, each op
+    and module node of the inference phases carries its predicted device and host time."""
+    from dsocr_trace.graph import build_graph, merge_phases, node_predictions, write_graphml
+
+    preds = (report or {}).get("predictions") or {}
+    traces, costs = dict(a.traces), dict(a.costs)
+    if train is not None:
+        traces["train"], costs["train"] = train.trace, train.costs
+    graphs = {ph: build_graph(tr, costs[ph].eager, costs[ph].fused,
+                              node_predictions(preds, ph) if preds and ph in a.traces else None)
+              for ph, tr in traces.items()}
+    write_graphml(merge_phases(graphs), path)
+
+
+def write_graphml_file(path: Path, force: bool, a: Analysis, report: dict[str, Any] | None = None) -> None:
+    with atomic_file(path, force, "GraphML file") as tmp:
+        write_graphml_to(tmp, a, report)
+
+
+def resolve_device(device: str | None, device_file: Path | None, profile: Path | None,
+                   notes: list[str] | None = None) -> tuple[Any, Any] | None:
+    """(spec, profile) for --device / --device-file / --profile, or None without a device.
+
+    An unchanged copy of a catalog file (the same figures) predicts with that entry's packaged profile, as
+    --device KEY would: a copy must not silently lose a calibration. What was decided goes into `notes`."""
+    from dsocr_trace.hardware.profile import load_profile, packaged_profile
+    from dsocr_trace.hardware.provenance import profile_provenance
+    from dsocr_trace.hardware.spec import catalog, load_device, load_device_file, same_hardware
+
+    notes = notes if notes is not None else []
+    if device is None and device_file is None:
+        if profile is not None:
+            raise UserError("--profile needs the GPU it was measured on: add --device NAME or --device-file")
+        return None
+    if device is not None and device_file is not None:
+        raise UserError("give either --device or --device-file, not both")
+    spec = load_device_file(device_file) if device_file is not None else load_device(str(device))
+    if profile is not None:
+        prof = load_profile(profile, spec)
+        if prof.device and prof.device != spec.key and not any(
+                c.key == prof.device and same_hardware(c, spec) for c in catalog()):
+            notes.append(f"profile {profile} was made for {prof.device}, predictions are for {spec.name}: "
+                         "its measured times apply only as far as the two GPUs are alike")
+        return spec, prof
+    twin = None if spec.origin.startswith("catalog") else next(
+        (c for c in catalog() if same_hardware(c, spec)), None)
+    prof = packaged_profile(twin if twin is not None else spec)
+    if twin is not None and prof.calibrated:
+        notes.append(f"device file {device_file} has the figures of catalog device {twin.key} ({twin.name}): "
+                     f"using its packaged profile, {profile_provenance(prof)['text']}; change a figure or pass "
+                     "--profile to predict with another")
+    return spec, prof
+
+
+def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) -> list[str]:
+    """What the run assumed that the user may not expect, one line each."""
+    from dsocr_trace.hardware.provenance import provenance_of_report
+
+    out: list[str] = []
+    if image_size is not None and mode.strip().lower() != "gundam":
+        side = report["workload"]["base_size"]
+        out.append(f"--image-size has no effect in {mode} mode (every page is resized to {side}x{side}): drop it, "
+                   "or use --mode gundam to tile the page")
+    preds = report.get("predictions") or {}
+    if not preds:
+        return out
+    dtype = preds.get("weight_dtype")
+    if dtype == "fp8":
+        out.append("--dtype fp8 quantizes the decoder, embedding and lm_head weights only (vision encoders stay "
+                   "bf16, as served) and changes the memory estimate only: predicted times are for bf16 kernels")
+    elif dtype not in (None, "bf16"):
+        out.append(f"--dtype {dtype} changes the memory estimate only: predicted times are for bf16 kernels")
+    prov = provenance_of_report(report)
+    if prov and not prov["calibrated"]:
+        out.append(f"times on {preds['device']['name']} come from datasheet figures only (spec-default profile, "
+                   "not measured on this GPU): calibrate it with `dsocr-trace calibrate` and pass --profile")
+    mem = preds.get("memory") or {}
+    if mem and not mem.get("fits", True):
+        out.append(f"the request needs {mem['total_bytes'] / GIB:.1f} GiB but {preds['device']['name']} has "
+                   f"{mem['device_bytes'] / GIB:.1f} GiB: it does not fit, the times assume it did (lower --batch "
+                   "or --output-tokens, or pick a larger GPU)")
+    return out
+
+
+def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str | None, prompt_tokens: int,
+                    output_tokens: int, batch: int, kv_len: int | None, tracer: str, out: Path | None,
+                    graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
+                    profile: Path | None = None, execution: str | None = None, dtype: str | None = None,
+                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
+                    json_out: bool = False, routing: str | None = None, train: Any = None,
+                    html: Path | None = None) -> dict[str, Any]:
+    """Trace, cost, (with a device) predict; print the summary; write every requested output or none.
+
+    With `train` (a TrainConfig), the report also gets a `train` section for one fine-tuning step; its
+    predictions (with a device) are the step's, and the inference phases are counted but not timed."""
+    import math
+
+    from dsocr_trace.costs import CostOptions
+    from dsocr_trace.memory import WEIGHT_BYTES
+    from dsocr_trace.plan import EXECUTIONS
+    from dsocr_trace.report.output import Outputs
+
+    wl = make_workload(mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
+                       output_tokens=output_tokens, batch=batch, kv_len=kv_len)
+    if execution is not None and execution not in EXECUTIONS:
+        raise UserError(f"unknown --execution {execution!r}: use {', '.join(EXECUTIONS)}")
+    if dtype is not None and (dtype not in WEIGHT_BYTES or dtype == "fp32"):
+        raise UserError(f"unknown --dtype {dtype!r}: use bf16, fp16 or fp8")
+    from dsocr_trace.costs.routing import parse_routing
+
+    if not (math.isfinite(moe_skew) and 0.0 <= moe_skew <= 4.0):
+        raise UserError(f"--moe-skew must be in [0, 4] (got {moe_skew})")
+    if routing is not None and moe_skew:
+        raise UserError("give either --routing or --moe-skew, not both")
+    route = parse_routing(routing, moe_skew)
+    notes: list[str] = []
+    hw = resolve_device(device, device_file, profile, notes)
+    if train is not None and (timeline is not None or plots):
+        raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
+    if train is not None and execution == "graph":
+        raise UserError("--execution graph replays decode steps: use eager or fused with --phase train")
+    if hw is None:
+        for flag, value in (("--execution", execution), ("--dtype", dtype)):
+            if value is not None:
+                raise UserError(f"{flag} applies to predictions, which need a GPU: add --device NAME (see "
+                                f"`dsocr-trace devices`) or drop {flag}")
+    if (timeline is not None or plots) and hw is None:
+        raise UserError("--timeline and --plots need predictions: add --device NAME (see `dsocr-trace devices`)")
+    if plots and out is None:
+        raise UserError("--plots writes into the run folder: add --out DIR")
+    if graphml is not None and graphml.suffix.lower() != ".graphml":
+        raise UserError(f"--graphml {str(graphml)!r} should end in .graphml")
+    # refuse bad output paths before minutes of work; they are written together at the end, or not at all
+    outputs = Outputs(force)
+    outputs.folder(out, "output folder")
+    outputs.file(timeline, "timeline file")
+    outputs.file(graphml, "GraphML file")
+    if html is not None:
+        if html.suffix.lower() not in (".html", ".htm"):
+            raise UserError(f"--html {str(html)!r} should end in .html")
+        outputs.file(html, "HTML file")
+    if train is not None:
+        from dsocr_trace.analyze import load_model
+
+        lm = load_model(model)
+        if lm.generic:
+            raise UserError(f"--phase train is implemented for DeepSeek-OCR only ({lm.architecture} was given): "
+                            "use --phase infer for other models")
+    opts = CostOptions(routing=route)
+    a = run_analysis(model, wl, tracer=tracer, opts=opts)
+    predictions = None
+    if hw is not None and train is None:
+        from dsocr_trace.request import predict_request
+
+        predictions = predict_request(a, hw[0], hw[1], execution or "eager", dtype or "bf16")
+    report = build_report(a, predictions)
+    ta = add_train_section(report, model, wl, train, opts, hw, execution or "eager") if train is not None else None
+    report["warnings"] = notes + analyze_warnings(report, image_size, mode)
+    for line in report["warnings"]:
+        warn(line)
+    if json_out:
+        import sys
+
+        sys.stdout.buffer.write(dumps(summary_json(report, out)) + b"\n")
+        sys.stdout.flush()
+    else:
+        print_summary(report)
+    with outputs.transaction() as where:
+        if out is not None:
+            folder = where(out)
+            (folder / "report.json").write_bytes(dumps(report))
+            write_extras(folder, a, report, plots)
+            if ta is not None:
+                from dsocr_trace.report.train import train_markdown, write_train_nodes
+
+                write_train_nodes(ta, folder / "train_nodes.csv")
+                (folder / "train.md").write_text(train_markdown(report))
+        if timeline is not None and predictions is not None:
+            from dsocr_trace.report.timeline import write_timeline
+
+            write_timeline(report, where(timeline))
+        if graphml is not None:
+            write_graphml_to(where(graphml), a, report, ta)
+        if html is not None:
+            from dsocr_trace.report.html import report_html
+            from dsocr_trace.report.writers import trace_nodes
+
+            where(html).write_text(report_html(report, trace_nodes(a)), encoding="utf-8")
+    return report
 
 
 def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra: Any = None) -> None:
@@ -62,36 +347,6 @@ def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra
         (tmp / "report.json").write_bytes(dumps(report))
         if extra is not None:
             extra(tmp)
-
-
-def write_graphml_file(path: Path, force: bool, a: Analysis, report: dict[str, Any] | None = None,
-                       extra_traces: dict[str, Any] | None = None, extra_costs: dict[str, Any] | None = None) -> None:
-    """Both phases' op graphs (and a training step's, when given); with a report that has predictions, each op
-    and module node of the inference phases carries its predicted device and host time."""
-    from dsocr_trace.graph import build_graph, merge_phases, node_predictions, write_graphml
-
-    preds = (report or {}).get("predictions") or {}
-    traces, costs = dict(a.traces) | (extra_traces or {}), dict(a.costs) | (extra_costs or {})
-    graphs = {ph: build_graph(tr, costs[ph].eager, costs[ph].fused,
-                              node_predictions(preds, ph) if preds and ph in a.traces else None)
-              for ph, tr in traces.items()}
-    with atomic_file(path, force, "GraphML file") as tmp:
-        write_graphml(merge_phases(graphs), tmp)
-
-
-def resolve_device(device: str | None, device_file: Path | None, profile: Path | None) -> tuple[Any, Any] | None:
-    from dsocr_trace.hardware.profile import load_profile, packaged_profile
-    from dsocr_trace.hardware.spec import load_device
-
-    if device is None and device_file is None:
-        if profile is not None:
-            raise UserError("--profile needs the GPU it was measured on: add --device NAME or --device-file")
-        return None
-    if device is not None and device_file is not None:
-        raise UserError("give either --device or --device-file, not both")
-    spec = load_device(str(device_file) if device_file is not None else str(device))
-    prof = load_profile(profile, spec) if profile is not None else packaged_profile(spec)
-    return spec, prof
 
 
 def train_config(phase: str, *, optimizer: str | None = None, trainable: str | None = None,
@@ -116,96 +371,6 @@ def train_config(phase: str, *, optimizer: str | None = None, trainable: str | N
                       precision=precision or "bf16")
     cfg.check()
     return cfg
-
-
-def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str | None, prompt_tokens: int,
-                    output_tokens: int, batch: int, kv_len: int | None, tracer: str, out: Path | None,
-                    graphml: Path | None, force: bool, device: str | None = None, device_file: Path | None = None,
-                    profile: Path | None = None, execution: str = "eager", dtype: str = "bf16",
-                    moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
-                    routing: str | None = None, train: Any = None, html: Path | None = None) -> dict[str, Any]:
-    """With `train` (a TrainConfig), the report also gets a `train` section for one fine-tuning step; its
-    predictions (with a device) are the step's, and the inference phases are counted but not timed."""
-    from dsocr_trace.costs import CostOptions
-    from dsocr_trace.memory import WEIGHT_BYTES
-    from dsocr_trace.plan import EXECUTIONS
-
-    wl = make_workload(mode, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
-                       output_tokens=output_tokens, batch=batch, kv_len=kv_len)
-    if execution not in EXECUTIONS:
-        raise UserError(f"unknown --execution {execution!r}: use eager or fused")
-    if dtype not in WEIGHT_BYTES or dtype == "fp32":
-        raise UserError(f"unknown --dtype {dtype!r}: use bf16, fp16 or fp8")
-    from dsocr_trace.costs.routing import parse_routing
-
-    if not 0.0 <= moe_skew <= 4.0:
-        raise UserError(f"--moe-skew must be in [0, 4] (got {moe_skew})")
-    if routing is not None and moe_skew:
-        raise UserError("give either --routing or --moe-skew, not both")
-    route = parse_routing(routing, moe_skew)
-    hw = resolve_device(device, device_file, profile)
-    if train is not None and (timeline is not None or plots):
-        raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
-    if train is not None and execution == "graph":
-        raise UserError("--execution graph replays decode steps: use eager or fused with --phase train")
-    if (timeline is not None or plots) and hw is None:
-        raise UserError("--timeline and --plots need predictions: add --device NAME (see `dsocr-trace devices`)")
-    if plots and out is None:
-        raise UserError("--plots writes into the run folder: add --out DIR")
-    if timeline is not None:
-        check_target(timeline, force, "timeline file")
-    if html is not None:
-        check_html_target(html, force, out, timeline, graphml)
-    # refuse bad output paths before minutes of work, and again atomically when writing
-    if out is not None:
-        check_target(out, force)
-    if graphml is not None:
-        check_target(graphml, force, "GraphML file")
-        if graphml.suffix.lower() != ".graphml":
-            raise UserError(f"--graphml {str(graphml)!r} should end in .graphml")
-    if train is not None:
-        from dsocr_trace.analyze import load_model
-
-        lm = load_model(model)
-        if lm.generic:
-            raise UserError(f"--phase train is implemented for DeepSeek-OCR only ({lm.architecture} was given): "
-                            "use --phase infer for other models")
-    a = run_analysis(model, wl, tracer=tracer, opts=CostOptions(routing=route))
-    predictions = None
-    if hw is not None and train is None:
-        from dsocr_trace.request import predict_request
-
-        predictions = predict_request(a, hw[0], hw[1], execution, dtype)
-    report = build_report(a, predictions)
-    ta = None
-    if train is not None:
-        ta = add_train_section(report, model, wl, train, CostOptions(routing=route), hw, execution)
-    print_summary(report)
-    if out is not None:
-        def extra(folder: Path) -> None:
-            write_extras(folder, a, report, plots)
-            if ta is not None:
-                from dsocr_trace.report.train import train_markdown, write_train_nodes
-
-                write_train_nodes(ta, folder / "train_nodes.csv")
-                (folder / "train.md").write_text(train_markdown(report))
-
-        write_run(out, force, a, report, extra=extra)
-    if timeline is not None and predictions is not None:
-        from dsocr_trace.report.timeline import write_timeline
-
-        with atomic_file(timeline, force, "timeline file") as tmp:
-            write_timeline(report, tmp)
-    if graphml is not None:
-        write_graphml_file(graphml, force, a, report, {"train": ta.trace} if ta is not None else None,
-                           {"train": ta.costs} if ta is not None else None)
-    if html is not None:
-        from dsocr_trace.report.html import report_html
-        from dsocr_trace.report.writers import trace_nodes
-
-        with atomic_file(html, force, "HTML file") as tmp:
-            tmp.write_text(report_html(report, trace_nodes(a)), encoding="utf-8")
-    return report
 
 
 def add_train_section(report: dict[str, Any], model: str, wl: Any, cfg: Any, opts: Any, hw: tuple[Any, Any] | None,
@@ -278,20 +443,30 @@ def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool)
         write_plots(report, folder)
 
 
-def devices_command() -> None:
-    from rich.console import Console
+def devices_command(export: str | None = None) -> None:
+    """The catalog table, or (export) one catalog file verbatim: the starting point of a --device-file."""
+    import sys
+
     from rich.table import Table
 
-    from dsocr_trace.hardware.spec import catalog
+    from dsocr_trace.hardware.spec import catalog, catalog_file_text, load_device
 
-    t = Table(title="GPU catalog (dense figures; BF16 = tensor cores with FP32 accumulate)", title_justify="left")
+    if export is not None:
+        spec = load_device(export)
+        if not spec.origin.startswith("catalog"):
+            raise UserError(f"--export takes a catalog device (got {export!r}): see `dsocr-trace devices`")
+        sys.stdout.write(catalog_file_text(spec.key))
+        return
+    t = Table(title="GPU catalog (dense figures; BF16 = tensor cores with FP32 accumulate)", title_justify="left",
+              caption="Your own GPU: `dsocr-trace devices --export h100 > my-gpu.yaml`, edit the figures, pass "
+                      "--device-file my-gpu.yaml.", caption_justify="left")
     for col in ("key", "name", "BF16 TFLOP/s", "FP32 CUDA TFLOP/s", "GB/s", "memory GB", "L2 MB", "SMs", "sources"):
         t.add_column(col)
     for d in catalog():
         srcs = sorted(set(d.sources.values()))
         t.add_row(d.key, d.name, f"{d.tc_flops / 1e12:g}", f"{d.cc_flops / 1e12:g}", f"{d.mem_bw / 1e9:g}",
                   f"{d.mem_bytes / 2**30:g}", f"{d.l2_bytes / 2**20:g}", str(d.sm_count), "; ".join(srcs)[:120])
-    Console(width=200).print(t)
+    console().print(t)
 
 
 def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
@@ -340,19 +515,27 @@ def check_html_target(html: Path, force: bool, *others: Path | None) -> None:
 
 
 def _load_json(path: Path, what: str) -> Any:
-    import json
+    from dsocr_trace.validate.inputs import read_json
 
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {what} {str(path)!r} ({exc}): check the path") from None
+    return read_json(path, what)
 
 
-def _matching_runs(report: dict[str, Any], measured: dict[str, Any], phase: str | None) -> list[dict[str, Any]]:
+def _measured_execution(predicted: str, phase: str | None) -> str | None:
+    """The measured execution a prediction is compared with. The harness measures HF's eager kernels, launched
+    one by one or (decode) replayed as one CUDA graph; `graph` predicts eager prefill and a graph decode;
+    nothing measured is the optimized (fused) engine."""
+    if predicted == "graph":
+        return "eager" if phase == "prefill" else "graph"
+    return "eager" if predicted == "eager" else None
+
+
+def _matching_runs(report: dict[str, Any], measured: dict[str, Any], phase: str | None,
+                   any_execution: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(runs of the report's workload and execution, runs of its workload skipped for their execution)."""
     wl = report["workload"]
     crops = wl.get("crops")
     want_kv = wl["decode_kv_len"] - 1
-    out = []
+    out, other_exec = [], []
     for r in measured.get("runs", []):
         w = r.get("workload", {})
         if "error" in r or (phase and w.get("phase") != phase):
@@ -361,8 +544,12 @@ def _matching_runs(report: dict[str, Any], measured: dict[str, Any], phase: str 
             continue
         if w.get("phase") == "decode" and w.get("kv_len") not in (None, want_kv):
             continue
+        want = _measured_execution(report["predictions"]["execution"], w.get("phase"))
+        if not any_execution and r.get("execution", "eager") != want:
+            other_exec.append(r)
+            continue
         out.append(r)
-    return out
+    return out, other_exec
 
 
 def _emit(result: dict[str, Any], md: str, out: Path | None, force: bool, name: str) -> None:
@@ -374,97 +561,238 @@ def _emit(result: dict[str, Any], md: str, out: Path | None, force: bool, name: 
             (tmp / f"{name}.md").write_text(md)
 
 
-def compare_command(report_path: Path, measured_path: Path, phase: str | None, out: Path | None,
-                    force: bool) -> dict[str, Any]:
-    """Predicted (a report.json with predictions) vs measured (measured.json or a torch.profiler Chrome trace)."""
-    from dsocr_trace.validate.compare import compare_run, summarize, to_markdown
+def _is_chrome_trace(path: Path) -> bool:
+    if path.name.endswith(".gz"):
+        return True
+    with path.open("rb") as f:
+        return b"traceEvents" in f.read(4096)
 
-    report = _load_json(report_path, "report")
-    if not isinstance(report, dict) or "predictions" not in report:
-        raise UserError(f"{str(report_path)!r} has no predictions: rerun `dsocr-trace analyze` with --device")
+
+def _trace_measurement(path: Path, report: dict[str, Any], phase: str | None,
+                       notes: list[str]) -> tuple[dict[str, Any], str]:
+    """A Chrome trace as a measured document, its phase checked against (or detected from) its module ranges."""
+    from dsocr_trace.analyze import load_model
+    from dsocr_trace.validate.chrome import load_trace, measured_from_trace, step_phases
+
+    events = load_trace(path)
+    stage_fn = load_model(report["model"]["id"]).stage_fn
+    has_vision = any(k.startswith("vision") and v["tc_flops"] + v["cc_flops"] > 0
+                     for k, v in report["stages"].items())
+    found = step_phases(events, stage_fn)
+    steps = None
+    if not has_vision:
+        if phase is None:
+            raise UserError(f"cannot tell the phase of {str(path)!r}: the model has no vision tower to mark a "
+                            "prefill; pass --phase prefill or --phase decode")
+    elif phase is None:
+        if len(set(found)) > 1:
+            raise UserError(f"{str(path)!r} holds prefill and decode steps ({found.count('prefill')} with vision-"
+                            f"tower kernels, {found.count('decode')} without): pass --phase to pick one")
+        phase = found[0]
+        notes.append(f"phase detected from the trace: {phase} "
+                     f"({'vision-tower' if phase == 'prefill' else 'no vision-tower'} kernels)")
+    else:
+        steps = [k for k, ph in enumerate(found) if ph == phase]
+        if not steps:
+            raise UserError(f"--phase {phase}, but every step of {str(path)!r} is a {found[0]} "
+                            f"({'it runs the vision tower' if found[0] == 'prefill' else 'no vision-tower kernels'})"
+                            f": pass --phase {found[0]} or the trace of a {phase}")
+        if len(steps) < len(found):
+            notes.append(f"kept the {len(steps)} {phase} steps of the trace, skipped {len(found) - len(steps)}")
+    wl = report["workload"]
+    w = {"mode": wl["mode"], "label": wl["label"], "crops": wl.get("crops"), "batch": wl["batch"],
+         "prompt_tokens": wl["prompt_tokens"], "phase": phase,
+         "kv_len": wl["decode_kv_len"] - 1 if phase == "decode" else None}
+    return measured_from_trace(events, w, stage_fn, steps), phase
+
+
+def _measured_gpu_note(report: dict[str, Any], measured: dict[str, Any]) -> str | None:
+    """A note when the measurement names a GPU other than the one predicted for."""
+    name = str((measured.get("device") or {}).get("name", ""))
+    pred = report["predictions"]["device"]
+    if not name or name == "from Chrome trace":
+        return None
+    from dsocr_trace.hardware.spec import catalog
+
+    def tokens(s: str) -> set[str]:
+        return {t for t in s.lower().replace("-", " ").split() if any(ch.isdigit() for ch in t)}
+
+    spec = next((c for c in catalog() if c.key == pred["key"]), None)
+    want = tokens(pred["name"]) | (tokens(spec.vendor_model) if spec else set())
+    if want & tokens(name):
+        return None
+    return (f"measured on {name}, predicted for {pred['name']}: the errors include the difference between the "
+            "two GPUs")
+
+
+def compare_command(report_path: Path, measured_path: Path, phase: str | None, out: Path | None,
+                    force: bool, any_execution: bool = False) -> dict[str, Any]:
+    """Predicted (a report.json with predictions) vs measured (measured.json or a torch.profiler Chrome trace)."""
+    from dsocr_trace.hardware.provenance import provenance_of_report
+    from dsocr_trace.validate.compare import compare_run, summarize, to_markdown
+    from dsocr_trace.validate.inputs import check_measured, load_report
+
+    if phase is not None and phase not in ("prefill", "decode"):
+        raise UserError(f"--phase {phase!r}: use prefill or decode")
+    report = load_report(report_path, need_predictions=True)
     if not measured_path.is_file():
         raise UserError(f"measured file {str(measured_path)!r} is not a file: pass measured.json or a Chrome trace")
     if out is not None:
         check_target(out, force)
-    text = measured_path.name
-    if text.endswith(".gz") or "traceEvents" in measured_path.read_text(errors="ignore")[:4096]:
-        from dsocr_trace.analyze import load_model
-        from dsocr_trace.validate.chrome import measured_from_trace
-
-        ph = phase or "prefill"
-        wl = report["workload"]
-        w = {"mode": wl["mode"], "label": wl["label"], "crops": wl.get("crops"), "batch": wl["batch"],
-             "prompt_tokens": wl["prompt_tokens"], "phase": ph,
-             "kv_len": wl["decode_kv_len"] - 1 if ph == "decode" else None}
-        measured = measured_from_trace(measured_path, w, load_model(report["model"]["id"]).stage_fn)
+    notes: list[str] = []
+    if _is_chrome_trace(measured_path):
+        measured, phase = _trace_measurement(measured_path, report, phase, notes)
     else:
-        measured = _load_json(measured_path, "measured timings")
-        if not isinstance(measured, dict) or measured.get("schema") != "dsocr-trace/measured/1":
-            raise UserError(f"{str(measured_path)!r} is not a measured-timings file (schema dsocr-trace/measured/1) "
-                            "nor a Chrome trace: see specs/measured-format.md")
-    runs = _matching_runs(report, measured, phase)
+        measured = check_measured(_load_json(measured_path, "measured timings"), f"measured file {measured_path}")
+    pred_exec = report["predictions"]["execution"]
+    runs, skipped = _matching_runs(report, measured, phase, any_execution)
+    if skipped:
+        kinds = sorted({r.get("execution", "eager") for r in skipped})
+        notes.append(f"skipped {len(skipped)} {'/'.join(kinds)} run(s) of this workload: the report predicts "
+                     f"{pred_exec} execution (`analyze --execution {kinds[0]}` to compare them, or --any-execution)")
     if not runs:
+        if skipped:
+            raise UserError(f"the measured runs of {report['workload']['label']} B{report['workload']['batch']} are "
+                            f"{'/'.join(sorted({r.get('execution', 'eager') for r in skipped}))} runs and the report "
+                            f"predicts {pred_exec}: rerun analyze with a matching --execution, or pass --any-execution")
         have = sorted({f"{r['workload'].get('label')} B{r['workload'].get('batch')} {r['workload'].get('phase')}"
                        for r in measured.get("runs", []) if "workload" in r})
         raise UserError(f"no measured run matches the report's workload ({report['workload']['label']} "
                         f"B{report['workload']['batch']}); the file has: {', '.join(have) or 'nothing'}")
     rows = [compare_run(report["predictions"], r, r["workload"]["phase"]) for r in runs]
+    usable = [r for r in rows if r["device_total"] or r["wall"]["error"] is not None
+              or any(v["error"] is not None for v in r["stages"].values())]
+    if not usable:
+        raise UserError(f"no usable measurement in {str(measured_path)!r}: the matching runs hold no kernel time "
+                        "and no wall time (an empty trace, or kernels outside any mod: range)")
+    gpu_note = _measured_gpu_note(report, measured)
+    if gpu_note:
+        notes.append(gpu_note)
+    for line in notes:
+        warn(line)
+    prov = provenance_of_report(report)
     result = {"schema": "dsocr-trace/validation/1", "device": measured.get("device", {}),
-              "profile": report["predictions"]["profile"]["source"], "runs": rows, "summary": summarize(rows)}
+              "predicted_device": report["predictions"]["device"]["name"], "predicted_execution": pred_exec,
+              "profile": report["predictions"]["profile"]["source"],
+              "profile_kind": prov["kind"] if prov else None, "notes": notes,
+              "runs": usable, "summary": summarize(usable)}
     _emit(result, to_markdown(result), out, force, "compare")
     return result
 
 
+def _side(r: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a report's numbers: the rows of diff's header."""
+    from dsocr_trace.hardware.provenance import provenance_of_report
+
+    wl = r["workload"]
+    p = r.get("predictions") or {}
+    prov = provenance_of_report(r)
+    return {
+        "model": r["model"]["id"],
+        "workload": f"{wl['label']} batch {wl['batch']}, {wl['prompt_tokens']} prompt + {wl['output_tokens']} "
+                    f"output tokens, decode KV {wl['decode_kv_len']}",
+        "device": p["device"]["name"] if p else "none (counts only)",
+        "execution": p.get("execution", "-") if p else "-",
+        "weight dtype": p.get("weight_dtype", "-") if p else "-",
+        "profile": prov["text"] if prov else "-",
+        "moe skew": str((r.get("options") or {}).get("moe_skew", 0.0)),
+        "tool": str((r.get("tool") or {}).get("version", "?")),
+    }
+
+
 def diff_command(a_path: Path, b_path: Path, out: Path | None, force: bool) -> dict[str, Any]:
-    """Per-stage and per-module-type deltas between two reports (modes, GPUs, executions)."""
-    a, b = _load_json(a_path, "report"), _load_json(b_path, "report")
-    for p, r in ((a_path, a), (b_path, b)):
-        if not isinstance(r, dict) or "stages" not in r:
-            raise UserError(f"{str(p)!r} is not a dsocr-trace report.json")
+    """Per-stage and per-module-type deltas between two reports (modes, GPUs, executions); says what differs."""
+    from dsocr_trace.hardware.provenance import provenance_of_report
+    from dsocr_trace.validate.inputs import load_report
+
+    a, b = load_report(a_path), load_report(b_path)
     if out is not None:
         check_target(out, force)
 
     def delta(x: float, y: float) -> dict[str, Any]:
         return {"a": x, "b": y, "delta": y - x, "ratio": (y / x) if x else None}
 
+    sa_, sb_ = _side(a), _side(b)
+    differs = {k: {"a": sa_[k], "b": sb_[k]} for k in sa_ if sa_[k] != sb_[k]}
+    pa_all: dict[str, Any] = a.get("predictions") or {}
+    pb_all: dict[str, Any] = b.get("predictions") or {}
+    both = bool(pa_all and pb_all)
+    notes: list[str] = []
+    if not differs:
+        notes.append("A and B describe the same run (model, workload, device, execution, dtype, profile): "
+                     "every delta is expected to be 0")
+    if bool(pa_all) != bool(pb_all):
+        has, lacks = ("A", "B") if pa_all else ("B", "A")
+        notes.append(f"only {has} has predictions ({lacks} was analyzed without --device): times, request and "
+                     "memory are compared only when both have them; FLOPs, bytes and kernels are compared")
+    prov_a, prov_b = provenance_of_report(a), provenance_of_report(b)
+    if prov_a and prov_b and prov_a["calibrated"] != prov_b["calibrated"]:
+        cal, raw = ("A", "B") if prov_a["calibrated"] else ("B", "A")
+        notes.append(f"{cal}'s times come from a calibrated profile, {raw}'s from datasheet figures only: part of "
+                     "the time difference is the profile, not the hardware")
     stages: dict[str, Any] = {}
-    for name in a["stages"]:
-        sa, sb = a["stages"][name], b["stages"].get(name, {})
-        row = {k: delta(sa.get(k, 0.0), sb.get(k, 0.0)) for k in ("tc_flops", "cc_flops", "bytes", "kernels")}
-        pa = (a.get("predictions") or {}).get("stages", {}).get(name)
-        pb = (b.get("predictions") or {}).get("stages", {}).get(name)
+    names = list(a["stages"]) + [n for n in b["stages"] if n not in a["stages"]]
+    for name in names:
+        sa, sb = a["stages"].get(name), b["stages"].get(name)
+        if sa is None or sb is None:
+            stages[name] = {"only_in": "A" if sb is None else "B"}
+            continue
+        row: dict[str, Any] = {k: delta(sa[k], sb[k]) for k in ("tc_flops", "cc_flops", "bytes", "kernels")}
+        pa = pa_all.get("stages", {}).get(name)
+        pb = pb_all.get("stages", {}).get(name)
         if pa and pb:
             row.update({k: delta(pa[k], pb[k]) for k in ("device_s", "host_s", "wall_s")})
         stages[name] = row
     types: dict[str, Any] = {}
     for phase in ("prefill", "decode"):
-        ta = ((a.get("predictions") or {}).get("module_types") or a["module_types"]).get(phase, {})
-        tb = ((b.get("predictions") or {}).get("module_types") or b["module_types"]).get(phase, {})
-        key = "device_s" if a.get("predictions") and b.get("predictions") else "flops"
-        types[phase] = {t: delta(ta.get(t, {}).get(key, 0.0), tb.get(t, {}).get(key, 0.0))
-                        for t in sorted(set(ta) | set(tb))}
-    req = {}
-    ra, rb = (a.get("predictions") or {}).get("request"), (b.get("predictions") or {}).get("request")
-    if ra and rb:
-        req = {k: delta(ra[k], rb[k]) for k in ("ttft_s", "tpot_mean_s", "e2e_s", "pages_per_s")}
-    result = {"a": str(a_path), "b": str(b_path), "stages": stages, "module_types": types, "request": req}
-    lines = [f"# diff: A = {a_path}  B = {b_path}", "", "| stage | FLOPs A | FLOPs B | device ms A | device ms B | "
-             "wall ms A | wall ms B | B/A wall |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in stages.items():
+        # device time when both sides have predictions, else analytic FLOPs: never a key one side lacks
+        key = "device_s" if both else "flops"
+        src_a = (pa_all["module_types"] if both else a["module_types"]).get(phase, {})
+        src_b = (pb_all["module_types"] if both else b["module_types"]).get(phase, {})
+        types[phase] = {"metric": key, "types": {
+            t: delta(float(src_a.get(t, {}).get(key, 0.0)), float(src_b.get(t, {}).get(key, 0.0)))
+            for t in sorted(set(src_a) | set(src_b))}}
+    req: dict[str, Any] | None = None
+    if both:
+        ra, rb = pa_all["request"], pb_all["request"]
+        req = {k: delta(ra[k], rb[k]) for k in ("ttft_s", "tpot_mean_s", "e2e_s", "pages_per_s", "pages_per_gpu_day")}
+    result = {"a": str(a_path), "b": str(b_path), "differs": differs, "notes": notes,
+              "predictions": {"a": bool(pa_all), "b": bool(pb_all)},
+              "profiles": {"a": prov_a, "b": prov_b}, "stages": stages, "module_types": types, "request": req}
+    _emit(result, diff_markdown(result, a_path, b_path), out, force, "diff")
+    return result
+
+
+def diff_markdown(result: dict[str, Any], a_path: Path, b_path: Path) -> str:
+    def ratio(v: dict[str, Any]) -> str:
+        return "-" if v.get("ratio") is None else f"{v['ratio']:.2f}x"
+
+    lines = [f"# diff: A = {a_path}  B = {b_path}", ""]
+    if result["differs"]:
+        lines += ["| what differs | A | B |", "|---|---|---|"]
+        lines += [f"| {k} | {v['a']} | {v['b']} |" for k, v in result["differs"].items()]
+        lines.append("")
+    lines += [f"Note: {n}." for n in result["notes"]]
+    if result["notes"]:
+        lines.append("")
+    lines += ["| stage | FLOPs A | FLOPs B | device ms A | device ms B | wall ms A | wall ms B | B/A wall |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in result["stages"].items():
+        if "only_in" in r:
+            lines.append(f"| {name} | only in {r['only_in']} | | | | | | - |")
+            continue
+
         def ms(k: str, side: str, r: dict[str, Any] = r) -> str:
             return f"{r[k][side] * 1e3:.3f}" if k in r else "-"
-        ratio = r.get("wall_s", {}).get("ratio")
         flops_a = r["tc_flops"]["a"] + r["cc_flops"]["a"]
         flops_b = r["tc_flops"]["b"] + r["cc_flops"]["b"]
-        lines.append(f"| {name} | {flops_a:.3g} | {flops_b:.3g} | "
-                     f"{ms('device_s', 'a')} | {ms('device_s', 'b')} | {ms('wall_s', 'a')} | {ms('wall_s', 'b')} | "
-                     f"{'-' if ratio is None else f'{ratio:.2f}x'} |")
-    if req:
+        lines.append(f"| {name} | {flops_a:.3g} | {flops_b:.3g} | {ms('device_s', 'a')} | {ms('device_s', 'b')} | "
+                     f"{ms('wall_s', 'a')} | {ms('wall_s', 'b')} | {ratio(r['wall_s']) if 'wall_s' in r else '-'} |")
+    if result["request"]:
         lines += ["", "| request | A | B | B/A |", "|---|---:|---:|---:|"]
-        for k, v in req.items():
-            lines.append(f"| {k} | {v['a']:.4g} | {v['b']:.4g} | {v['ratio']:.2f}x |")
-    _emit(result, "\n".join(lines) + "\n", out, force, "diff")
-    return result
+        for k, v in result["request"].items():
+            lines.append(f"| {k} | {v['a']:.4g} | {v['b']:.4g} | {ratio(v)} |")
+    return "\n".join(lines) + "\n"
 
 
 def calibration_harness_args() -> list[str]:

@@ -83,8 +83,8 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
     if not mode_list or not dev_list:
         raise UserError("--modes and --devices must each list at least one entry")
     for e in ex_list:
-        if e not in ("eager", "fused"):
-            raise UserError(f"unknown execution {e!r}: use eager and/or fused")
+        if e not in ("eager", "fused", "graph"):
+            raise UserError(f"unknown execution {e!r}: use eager, fused and/or graph")
     batches, tokens = _ints(batch, "--batch"), _ints(output_tokens, "--output-tokens")
     given = loaded or {}
     devs = {d: given[d] if d in given else _device(d) for d in dev_list}  # each device file read once per sweep

@@ -25,6 +25,13 @@ MODES: dict[str, tuple[int, int, bool]] = {
 MIN_CROPS, MAX_CROPS = 2, 9  # HF code's dynamic_preprocess bounds
 MAX_IMAGE_SIDE = 16384  # beyond this a page scan is not a page
 MAX_POSITIONS = 8192  # max_position_embeddings of DeepSeek-OCR
+# Pages per batch. The model's forward encodes each page's views in a Python loop, so tracing time grows with
+# the batch (4096 base pages: ~15 s, 9 GB and minutes beyond); and 4096 pages of activations and KV cache fit no
+# GPU in the catalog (SAM alone keeps ~0.8 GB of activations per base page).
+MAX_BATCH = 4096
+# Sequences x positions: the KV cache of 2**21 tokens is 128 GiB at bf16 for DeepSeek-OCR (61,440 B per token),
+# more than the largest GPU in the catalog holds (H200, 141 GB, with the weights beside it).
+MAX_BATCH_POSITIONS = 2**21
 DEFAULT_PROMPT_TOKENS = 12  # "<image>\n<|grounding|>Convert the document to markdown. " minus the image
 
 
@@ -148,6 +155,13 @@ def make_workload(mode: str, crops: str | None = None, image_size: str | None = 
             raise UserError(f"{name} must be a whole number >= 1 (got {val})")
     if kv_len is not None and kv_len < 1:
         raise UserError(f"--kv-len must be >= 1 (got {kv_len})")
+    if batch > MAX_BATCH:
+        raise UserError(f"--batch {batch} is above {MAX_BATCH} pages: no GPU in the catalog holds that batch's "
+                        "activations and KV cache, and tracing it takes minutes; split the work into batches of "
+                        f"at most {MAX_BATCH}")
+    if crops is not None and image_size is not None:
+        raise UserError("give --crops or --image-size, not both: --crops fixes the tile grid, --image-size lets the "
+                        "model pick it from the page")
     size = None
     if image_size is not None:
         size = parse_wh(image_size, "--image-size")
@@ -174,4 +188,8 @@ def make_workload(mode: str, crops: str | None = None, image_size: str | None = 
                         f"the model's {MAX_POSITIONS} positions: lower --output-tokens or --prompt-tokens")
     if kv_len is not None and kv_len + 1 > MAX_POSITIONS:
         raise UserError(f"--kv-len {kv_len} exceeds the model's {MAX_POSITIONS} positions")
+    if batch * total > MAX_BATCH_POSITIONS:
+        raise UserError(f"batch {batch} x {total} positions = {batch * total:,} tokens of KV cache, above "
+                        f"{MAX_BATCH_POSITIONS:,} (128 GiB at bf16, more than any GPU in the catalog holds): "
+                        f"lower --batch to {max(1, MAX_BATCH_POSITIONS // total)} or fewer, or --output-tokens")
     return wl

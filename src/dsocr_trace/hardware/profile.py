@@ -182,13 +182,16 @@ class Profile:
         return self.cache[0]
 
     def provenance(self) -> dict[str, Any]:
-        """Where the numbers come from, for reports, CSV rows and console headers."""
-        out: dict[str, Any] = {"source": self.source, "device": self.device, "gpu": self.gpu, "date": self.date,
-                               "driver": self.driver, "torch": self.torch, "file": self.file}
+        """Where the numbers come from, for reports, CSV rows and console headers: kind (calibrated,
+        transferred or datasheet), the card and date of the calibration, and one line for people."""
+        kind = {"calibrated": "calibrated", "transferred": "transferred"}.get(self.source, "datasheet")
+        out: dict[str, Any] = {"kind": kind, "source": self.source, "calibrated": kind != "datasheet",
+                               "device": self.device, "gpu": self.gpu if kind != "datasheet" else None,
+                               "date": self.date, "driver": self.driver, "torch": self.torch, "file": self.file,
+                               "text": self.label}
         if self.transfer is not None:
             out["transferred_from"] = self.transfer.source_device
             out["bw_ratio"] = self.transfer.bw_ratio
-        out["label"] = self.label
         return out
 
     @property

@@ -8,15 +8,18 @@ units (FLOP/s, B/s, bytes, Hz) so the predictor never converts. Every throughput
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from attrs import field, frozen
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dsocr_trace.errors import UserError
+from dsocr_trace.errors import UserError, close_names, from_validation
 
 # Memory and cache sizes are printed in binary units (an "80 GB" HBM3 part holds 80 GiB of DRAM cells).
 GIB = 2**30
@@ -63,11 +66,14 @@ class DeviceSpec:
     boost_clock_hz: float = 0.0
     accumulate_note: str = ""
     origin: str = ""  # "catalog:<file>" or the user file path
+    # the file's numeric fields as written (vendor units): the round trip to a file is exact
+    figures: dict[str, float | None] = field(factory=dict)
 
 
 def si(value: float, exponent: int) -> float:
-    """value x 10**exponent without binary noise: 66.9 * 1e12 is 66900000000000.01, parsing '66.9e12' is exact."""
-    return float(f"{value!r}e{exponent}")
+    """value x 10**exponent without binary noise: 66.9 * 1e12 is 66900000000000.01, scaling the decimal
+    '66.9' is exact. Decimal, not string pasting: repr(1e300) is '1e+300', which takes no second exponent."""
+    return float(Decimal(repr(float(value))).scaleb(exponent))
 
 
 def _one_line(text: str) -> str:
@@ -101,11 +107,26 @@ def require_number(data: Mapping[str, Any], name: str, where: str, hint: str, *,
     return number
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e300` and `3e3` (no dot) as strings; YAML 1.2 and every user read them as numbers."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
 def parse_file_text(text: str, where: str, json_file: bool) -> dict[str, Any]:
     """Parse YAML (or JSON) text into a mapping; a one-line UserError on a syntax error or a non-mapping."""
     try:
-        data = json.loads(text) if json_file else yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as e:
+        data = json.loads(text) if json_file else yaml.load(text, Loader=_Loader)  # a SafeLoader
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise UserError(f"{where}: not valid {'JSON' if json_file else 'YAML'} ({_one_line(str(e))[:200]}): "
                         "fix the syntax or start again from a catalog file") from None
     if not isinstance(data, dict):
@@ -114,67 +135,127 @@ def parse_file_text(text: str, where: str, json_file: bool) -> dict[str, Any]:
     return data
 
 
+# Upper bounds: an order of magnitude or more beyond any GPU built, so a unit slip (B/s for GB/s, FLOP/s for
+# TFLOP/s) is caught instead of turned into nonsense (or an overflow to inf).
+MAX_TFLOPS = 1e5
+MAX_GBS = 1e6
+MAX_GB = 1e5
+MAX_MB = 1e5
+MAX_MHZ = 1e5
+MAX_SMS = 100_000
+
+
+
+def _tflops() -> Any:
+    return Field(gt=0, le=MAX_TFLOPS)
+
+
+class DeviceFile(BaseModel):
+    """The device file as written (vendor units); unknown keys are refused, so a typo cannot go unnoticed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1)
+    aliases: list[str | int] = Field(default_factory=list)
+    vendor_model: str = ""
+    sm_count: int = Field(gt=0, le=MAX_SMS)
+    boost_clock_mhz: float = Field(gt=0, le=MAX_MHZ)
+    tensor_clock_mhz: float | None = Field(default=None, gt=0, le=MAX_MHZ)
+    memory_gb: float = Field(gt=0, le=MAX_GB)
+    mem_bw_gbs: float = Field(gt=0, le=MAX_GBS)
+    l2_mb: float = Field(gt=0, le=MAX_MB)
+    tc_bf16_dense_tflops: float = _tflops()
+    tc_fp16_fp16acc_dense_tflops: float = _tflops()
+    tc_fp8_dense_tflops: float | None = Field(default=None, gt=0, le=MAX_TFLOPS)
+    tf32_dense_tflops: float = _tflops()
+    fp32_cuda_core_tflops: float = _tflops()
+    accumulate_note: str = ""
+    sources: dict[str, str] | None = None
+
+
+_FILE_HINTS = REQUIRED_NUMBERS | OPTIONAL_NUMBERS | {
+    "name": "give the GPU's name, e.g. 'NVIDIA H100 SXM5 80GB'",
+    "aliases": "write e.g. aliases: [h100-sxm, h100-80gb]",
+    "sources": "write e.g. sources: {mem_bw_gbs: 'vendor datasheet'}",
+    "vendor_model": "quote the text or remove the field",
+    "accumulate_note": "quote the text or remove the field",
+}
+_FILE_HINT = "start again from a catalog file (`dsocr-trace devices --export h100`)"
+_NUMERIC = (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS)
+
+
+def _strip_name(v: Any) -> Any:
+    return v.strip() if isinstance(v, str) else v
+
+
 def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
     """Validate a device mapping (as read from a file) and convert it to SI units."""
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise _fail(where, "name", "is missing or not a string", "give the GPU's name, e.g. 'NVIDIA H100 SXM5 80GB'")
-    nums = {f: require_number(data, f, where, hint) for f, hint in REQUIRED_NUMBERS.items()}
-    opt = {f: require_number(data, f, where, hint, nullable=True) for f, hint in OPTIONAL_NUMBERS.items()}
-    sm = nums["sm_count"]
-    if sm is None or sm != int(sm):
-        raise _fail(where, "sm_count", "must be a whole number", REQUIRED_NUMBERS["sm_count"])
-
-    aliases = data.get("aliases", [])
-    # a bare 4090 in YAML is an int: accept numbers as names too
-    if not isinstance(aliases, list) or not all(isinstance(a, str | int) and not isinstance(a, bool) for a in aliases):
-        raise _fail(where, "aliases", "must be a list of names", "write e.g. aliases: [h100-sxm, h100-80gb]")
-    sources = data.get("sources", {})
-    if sources is None:
-        sources = {}
-    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
-        raise _fail(where, "sources", "must map field names to source strings",
-                    "write e.g. sources: {mem_bw_gbs: 'vendor datasheet'}")
-    for text_field in ("vendor_model", "accumulate_note"):
-        if not isinstance(data.get(text_field, ""), str):
-            raise _fail(where, text_field, "must be a string", "quote the text or remove the field")
-
-    def v(f: str) -> float:
-        x = nums[f]
-        assert x is not None  # required numbers are never None
-        return x
-
-    bf16 = si(v("tc_bf16_dense_tflops"), 12)
+    try:
+        f = DeviceFile.model_validate({k: _strip_name(v) if k == "name" else v for k, v in data.items()})
+    except ValidationError as exc:
+        raise from_validation(exc, where, DeviceFile, _FILE_HINTS, _FILE_HINT) from None
+    bad = sorted(set(f.sources or {}) - set(_NUMERIC))
+    if bad:
+        near = close_names(bad[0], _NUMERIC)
+        raise _fail(where, f"sources.{bad[0]}", "names no figure of the file",
+                    f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(_NUMERIC)}")
+    bf16 = si(f.tc_bf16_dense_tflops, 12)
     peaks = {
         "bf16": bf16,
         # torch runs float16 GEMMs with FP32 accumulate: the same rate as BF16, not the FP16-accumulate one
         "fp16": bf16,
-        "fp16_fp16acc": si(v("tc_fp16_fp16acc_dense_tflops"), 12),
-        "tf32": si(v("tf32_dense_tflops"), 12),
-        "fp32": si(v("fp32_cuda_core_tflops"), 12),
+        "fp16_fp16acc": si(f.tc_fp16_fp16acc_dense_tflops, 12),
+        "tf32": si(f.tf32_dense_tflops, 12),
+        "fp32": si(f.fp32_cuda_core_tflops, 12),
     }
-    if opt["tc_fp8_dense_tflops"] is not None:
-        peaks["fp8"] = si(opt["tc_fp8_dense_tflops"], 12)
-    numeric = [*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS]
+    if f.tc_fp8_dense_tflops is not None:
+        peaks["fp8"] = si(f.tc_fp8_dense_tflops, 12)
+    sources = f.sources or {}
     # a user file need not cite anything; say so rather than leave the provenance blank
-    src = {f: str(sources.get(f, f"user file {where}")) for f in numeric if f in data}
+    src = {n: sources.get(n, f"user file {where}") for n in _NUMERIC if n in data}
+    figures = {n: None if getattr(f, n) is None else float(getattr(f, n)) for n in _NUMERIC if n in data}
     return DeviceSpec(
         key=key,
-        name=name.strip(),
+        name=f.name,
         tc_flops=bf16,
-        cc_flops=si(v("fp32_cuda_core_tflops"), 12),
-        mem_bw=si(v("mem_bw_gbs"), 9),
-        mem_bytes=v("memory_gb") * GIB,
-        l2_bytes=v("l2_mb") * MIB,
-        sm_count=int(sm),
+        cc_flops=si(f.fp32_cuda_core_tflops, 12),
+        mem_bw=si(f.mem_bw_gbs, 9),
+        mem_bytes=f.memory_gb * GIB,
+        l2_bytes=f.l2_mb * MIB,
+        sm_count=f.sm_count,
         peaks_by_dtype=peaks,
         sources=src,
-        aliases=tuple(str(a).lower() for a in aliases),
-        vendor_model=str(data.get("vendor_model", "")),
-        boost_clock_hz=si(v("boost_clock_mhz"), 6),
-        accumulate_note=_one_line(str(data.get("accumulate_note", ""))),
+        aliases=tuple(str(a).lower() for a in f.aliases),
+        vendor_model=f.vendor_model,
+        boost_clock_hz=si(f.boost_clock_mhz, 6),
+        accumulate_note=_one_line(f.accumulate_note),
         origin=where,
+        figures=figures,
     )
+
+
+def spec_to_dict(spec: DeviceSpec) -> dict[str, Any]:
+    """The device-file form of a spec (vendor units, as read): load(spec_to_dict(s)) gives s back."""
+    out: dict[str, Any] = {"name": spec.name}
+    if spec.aliases:
+        out["aliases"] = list(spec.aliases)
+    if spec.vendor_model:
+        out["vendor_model"] = spec.vendor_model
+    for n in _NUMERIC:
+        if n in spec.figures:
+            x = spec.figures[n]
+            out[n] = int(x) if n == "sm_count" and x is not None else x
+    if spec.accumulate_note:
+        out["accumulate_note"] = spec.accumulate_note
+    cited = {n: v for n, v in spec.sources.items() if not v.startswith("user file ")}
+    if cited:
+        out["sources"] = cited
+    return out
+
+
+def same_hardware(a: DeviceSpec, b: DeviceSpec) -> bool:
+    """The same datasheet figures (names, aliases and sources aside): the same GPU as far as predictions go."""
+    return a.figures == b.figures
 
 
 def _catalog_dir() -> Any:
@@ -193,6 +274,11 @@ def _catalog_files() -> dict[str, Any]:
 def _load_catalog_entry(key: str, entry: Any) -> DeviceSpec:
     where = f"catalog device file devices/{entry.name}"
     return spec_from_dict(parse_file_text(entry.read_text(encoding="utf-8"), where, False), key, where)
+
+
+def catalog_file_text(key: str) -> str:
+    """The packaged YAML of a catalog device, comments included."""
+    return str(_catalog_files()[key].read_text(encoding="utf-8"))
 
 
 def catalog() -> list[DeviceSpec]:

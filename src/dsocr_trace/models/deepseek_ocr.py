@@ -23,8 +23,10 @@ CLIP_PATCH_CONV_PARAMS = 1024 * 3 * 14 * 14  # in the checkpoint, never used by 
 IMAGE_TOKEN_ID = 128815  # `<image>` in DeepSeek-OCR's tokenizer
 
 
-def check_supported(cfg: dict[str, Any]) -> None:
-    archs = cfg.get("architectures") or []
+def check_supported(cfg: dict[str, Any], where: str = "model config") -> None:
+    """DeepSeek-OCR v1, with every field the builder reads present and consistent (else a one-line UserError)."""
+    raw = cfg.get("architectures")
+    archs: list[Any] = raw if isinstance(raw, list) else []
     mtype = cfg.get("model_type")
     if "DeepseekOCRForCausalLM" not in archs and mtype not in ("deepseek_vl_v2", "DeepseekOCR"):
         what = ", ".join(archs) if archs else f"model_type {mtype!r}"
@@ -35,6 +37,9 @@ def check_supported(cfg: dict[str, Any]) -> None:
     if cfg.get("use_mla"):
         raise UserError("this DeepSeek-OCR config asks for MLA attention (use_mla true), which v1 does not have: "
                         "pass the official DeepSeek-OCR config.json")
+    from dsocr_trace.models.config_check import check_deepseek_config
+
+    check_deepseek_config(cfg, where)
 
 
 def text_config(cfg: dict[str, Any]) -> dict[str, Any]:

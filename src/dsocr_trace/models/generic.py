@@ -41,13 +41,13 @@ def generic_stage(module_path: str, phase: str) -> str:
     return "decoder"
 
 
-def build_generic(cfg: dict[str, Any]) -> tuple[nn.Module, Any, str]:
+def build_generic(cfg: dict[str, Any], where: str = "model config") -> tuple[nn.Module, Any, str]:
     """(model, transformers config, architecture name) on meta in bf16."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
     mtype = cfg.get("model_type")
-    if not mtype:
-        raise UserError("config has no model_type: pass a transformers config.json")
+    if not mtype or not isinstance(mtype, str):
+        raise UserError(f"{where}: field 'model_type' is missing or not a string: pass a transformers config.json")
     clean = {k: v for k, v in cfg.items() if not k.startswith("_")}
     clean.pop("model_type", None)
     try:
@@ -55,6 +55,9 @@ def build_generic(cfg: dict[str, Any]) -> tuple[nn.Module, Any, str]:
     except (ValueError, KeyError) as exc:
         raise UserError(f"unsupported architecture: transformers {_tv()} has no model_type {mtype!r} "
                         f"({str(exc).splitlines()[0][:120]})") from None
+    from dsocr_trace.models.config_check import check_generic_config
+
+    check_generic_config(conf, where, mtype)
     conf._attn_implementation = "sdpa"
     for sub in ("text_config", "vision_config"):
         if getattr(conf, sub, None) is not None:

@@ -394,6 +394,8 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
           f"transformers {tool.get('transformers', '?')}), report schema {report.get('schema_version', '?')}. "
           "FLOPs count 2 per multiply-add; bytes are the minimum each kernel must move; times in milliseconds.",
           "", "Layer-by-layer explanations: [docs/index.md](docs/index.md).", ""]
+    if report.get("warnings"):
+        L += ["## Warnings", "", *(f"- {w}" for w in report["warnings"]), ""]
     L += ["## Workload", ""]
     L += _kv_table(wl, lambda k, v: "" if v is None else (" x ".join(map(str, v)) if isinstance(v, list) else str(v)))
     L += ["", f"Vision tokens {wl.get('vision_tokens')}, prefill {wl.get('prefill_tokens')} tokens per sequence, "

@@ -101,11 +101,35 @@ def modules_from_trace(events: list[dict[str, Any]], stage_fn: Any, phase: str) 
     return out
 
 
-def measured_from_trace(path: Path, workload: dict[str, Any], stage_fn: Any) -> dict[str, Any]:
-    """A measured-file document (one run per profiled step) from a Chrome trace of `workload`."""
-    events = load_trace(path)
+def step_phases(events: list[dict[str, Any]], stage_fn: Any) -> list[str]:
+    """Per profiled step: 'prefill' when its kernels run under a vision-tower module (a prefill encodes the
+    page), else 'decode'. Only meaningful for a model with a vision tower (every DeepSeek-OCR prefill has one)."""
+    n_steps, owned = kernel_owners(events)
+    vision = [False] * n_steps
+    for _, owner, k in owned:
+        if not vision[k] and stage_fn(owner, "prefill").startswith("vision"):
+            vision[k] = True
+    return ["prefill" if v else "decode" for v in vision]
+
+
+def trace_execution(events: list[dict[str, Any]]) -> str:
+    """'graph' when the trace replays CUDA graphs (a cudaGraphLaunch), else 'eager'."""
+    for e in events:
+        if e.get("cat") in ("cuda_runtime", "cuda_driver") and "GraphLaunch" in str(e.get("name", "")):
+            return "graph"
+    return "eager"
+
+
+def measured_from_trace(path: Path | list[dict[str, Any]], workload: dict[str, Any], stage_fn: Any,
+                        steps: list[int] | None = None) -> dict[str, Any]:
+    """A measured-file document (one run per profiled step, or the given steps) from a Chrome trace of
+    `workload`; `path` may be the already loaded events."""
+    events = load_trace(path) if isinstance(path, Path) else path
+    execution = trace_execution(events)
     runs = []
-    for r in modules_from_trace(events, stage_fn, workload["phase"]):
-        runs.append({"workload": workload, "execution": "eager", **r})
-    return {"schema": "dsocr-trace/measured/1", "device": {"name": "from Chrome trace", "source": str(path)},
+    for k, r in enumerate(modules_from_trace(events, stage_fn, workload["phase"])):
+        if steps is None or k in steps:
+            runs.append({"workload": workload, "execution": execution, **r})
+    return {"schema": "dsocr-trace/measured/1",
+            "device": {"name": "from Chrome trace", "source": str(path) if isinstance(path, Path) else "events"},
             "runs": runs}

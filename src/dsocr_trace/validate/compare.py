@@ -140,6 +140,12 @@ def _pct(x: float | None) -> str:
 def to_markdown(result: dict[str, Any]) -> str:
     lines = [f"# Predicted vs measured: {result.get('device', {}).get('name', '')}", ""]
     s = result["summary"]
+    if result.get("predicted_device"):
+        kind = result.get("profile_kind")
+        lines += [f"Predicted for {result['predicted_device']}, execution {result.get('predicted_execution', '?')}"
+                  + (", profile from datasheet figures only (not calibrated)" if kind == "datasheet" else "") + ".",
+                  ""]
+    lines += [f"Note: {n}." for n in result.get("notes") or []] + ([""] if result.get("notes") else [])
     lines += [f"Profile: {result.get('profile', '')}. Runs: {s['runs']}. Stage device time within ±5%: "
               f"{s['stage_within_5pct']}/{s['stage_points']} (MAPE {_pct(s['stage_mape'])}, "
               f"max {_pct(s['stage_max_abs_error'])}). Wall MAPE {_pct(s['wall_mape'])}.", ""]
