@@ -1,5 +1,9 @@
 """Build a packaged profile (gzipped dsocr-trace/profile/2) from committed measurements, on any CPU.
 
+    # the profile `dsocr-trace calibrate` wrote on the lent H200, as it is (the packaged one)
+    python scripts/build_profile.py as-is benchmarks/results/h200-cli/profile.json \
+        src/dsocr_trace/hardware/profiles/h200.json.gz
+
     # a profile written by `dsocr-trace calibrate` (H200): refit the in-model factors from its in-model runs
     python scripts/build_profile.py calibrated benchmarks/results/h200/profile.json \\
         benchmarks/results/h200/profile.inmodel.json src/dsocr_trace/hardware/profiles/h200.json.gz
@@ -81,7 +85,10 @@ def legacy_document(folder: Path) -> dict[str, Any]:
 
 
 def main(kind: str, *args: str) -> None:
-    if kind == "calibrated":
+    if kind == "as-is":  # a profile `dsocr-trace calibrate` wrote, factors and all
+        src, out = args
+        doc = json.loads(Path(src).read_text())
+    elif kind == "calibrated":
         src, inmodel, out = args
         doc = json.loads(Path(src).read_text())
         runs = json.loads(Path(inmodel).read_text())["runs"]
@@ -90,7 +97,8 @@ def main(kind: str, *args: str) -> None:
         folder, out = args
         doc = legacy_document(Path(folder))
     else:
-        raise SystemExit("usage: build_profile.py calibrated PROFILE INMODEL OUT | legacy FOLDER OUT")
+        raise SystemExit("usage: build_profile.py as-is PROFILE OUT | calibrated PROFILE INMODEL OUT | "
+                         "legacy FOLDER OUT")
     # the microbenchmark lists and fit inputs stay in the results folder; the package keeps what predicts
     packaged = {k: v for k, v in doc.items() if k != "microbench"}
     Path(out).write_bytes(gzip.compress(document_bytes(packaged), mtime=0))

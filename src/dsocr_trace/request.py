@@ -134,33 +134,51 @@ def integrate_decode(fit: DecodeFit, first_kv: int, output_tokens: int, graph: b
     return probe, walls, devs
 
 
-def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
-                    weight_dtype: str = "bf16") -> dict[str, Any]:
+def predict_phases(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
+                   prefill: tuple[Any, list[Item]] | None = None) -> dict[str, Any]:
+    """Each traced phase planned and replayed as traced: per stage, node, module and module type, and the
+    phase totals. `prefill`: the prefill's (replay, plan) when the caller has them already."""
     if execution not in EXECUTIONS:
         raise UserError(f"unknown execution {execution!r}: use eager, fused or graph")
-    wl = analysis.workload
     phases: dict[str, Any] = {}
-    stages: dict[str, Any] = {}
-    nodes: dict[str, Any] = {}
-    modules: dict[str, Any] = {}
-    types: dict[str, Any] = {}
-    pre_result, pre_items, fit = request_walls(analysis, spec, profile, execution)
+    out: dict[str, Any] = {"stages": {}, "nodes": {}, "modules": {}, "module_types": {}}
     for phase, tr in analysis.traces.items():
-        if phase == "prefill":
-            items, result = pre_items, pre_result
+        if phase == "prefill" and prefill is not None:
+            result, items = prefill
         else:
             items = plan(tr, analysis.costs[phase], spec, profile, execution)
             result, _ = run_plan(items, tr, execution, profile)
         phases[phase] = result
-        stages.update(stage_predictions(items, result))
-        nodes[phase] = _node_rows(items, result)
-        modules[phase] = _modules_inclusive(items)
-        types[phase] = _agg_items(items, "module_type")
+        out["stages"].update(stage_predictions(items, result))
+        out["nodes"][phase] = _node_rows(items, result)
+        out["modules"][phase] = _modules_inclusive(items)
+        out["module_types"][phase] = _agg_items(items, "module_type")
+    out["phases"] = {ph: {"wall_s": r.wall_s, "device_s": r.device_busy_s, "host_s": r.host_s,
+                          "host_wait_s": r.host_wait_s, "device_idle_s": r.device_idle_s}
+                     for ph, r in phases.items()}
+    out["execution"] = execution
+    out["profile"] = {"source": profile.source, "label": profile.label, "provenance": profile.provenance(),
+                      "launch_s": profile.launch_s, "host_op_s": profile.host_op_s,
+                      "host_module_s": profile.host_module_s, "graph_kernel_s": profile.graph_kernel_s}
+    out["routing"] = analysis.options.routing.label
+    return out
+
+
+def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
+                    weight_dtype: str = "bf16") -> dict[str, Any]:
+    """The phases as traced (predict_phases) and the whole request: TTFT, the decode steps integrated over the
+    output from the fitted step, throughput, memory."""
+    if execution not in EXECUTIONS:
+        raise UserError(f"unknown execution {execution!r}: use eager, fused or graph")
+    wl = analysis.workload
+    pre_result, pre_items, fit = request_walls(analysis, spec, profile, execution)
+    ph = predict_phases(analysis, spec, profile, execution, (pre_result, pre_items))
+    nodes = ph["nodes"]
     graph = execution in ("fused", "graph")
     steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
     probe, walls, devs = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, graph, profile)
     step_walls = np.interp(steps, probe, walls)
-    ttft = phases["prefill"].wall_s
+    ttft = pre_result.wall_s
     decode_total = float(step_walls.sum())
     e2e = ttft + decode_total
     tc = analysis.traces["decode"].meta
@@ -189,19 +207,8 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     return {
         "device": {"key": spec.key, "name": spec.name, "tc_flops": spec.tc_flops, "cc_flops": spec.cc_flops,
                    "mem_bw": spec.mem_bw, "mem_bytes": spec.mem_bytes, "sm_count": spec.sm_count},
-        "profile": {"source": profile.source, "label": profile.label, "provenance": profile.provenance(),
-                    "launch_s": profile.launch_s, "host_op_s": profile.host_op_s,
-                    "host_module_s": profile.host_module_s, "graph_kernel_s": profile.graph_kernel_s},
-        "routing": analysis.options.routing.label,
-        "execution": execution,
+        **ph,
         "weight_dtype": weight_dtype,
-        "stages": stages,
-        "phases": {ph: {"wall_s": r.wall_s, "device_s": r.device_busy_s, "host_s": r.host_s,
-                        "host_wait_s": r.host_wait_s, "device_idle_s": r.device_idle_s}
-                   for ph, r in phases.items()},
-        "modules": modules,
-        "module_types": types,
-        "nodes": nodes,
         "decode_fit": {"kv_points": fit.kvs,
                        "step_device_s_at": {str(int(k)): float(d) for k, d in zip(probe, devs, strict=True)},
                        "step_wall_s_at": {str(int(k)): float(w) for k, w in zip(probe, walls, strict=True)},

@@ -288,8 +288,7 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
     outputs.file(timeline, "timeline file")
     outputs.file(graphml, "GraphML file")
     if html is not None:
-        if html.suffix.lower() not in (".html", ".htm"):
-            raise UserError(f"--html {str(html)!r} should end in .html")
+        check_html_target(html, force, out, timeline, graphml)
         outputs.file(html, "HTML file")
     if train is not None:
         from dsocr_trace.analyze import load_model

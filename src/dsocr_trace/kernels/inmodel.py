@@ -14,6 +14,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 
+from dsocr_trace.kernels.query import Query
+
 GROUPS = {"gemm": "gemm", "conv": "gemm", "grouped_gemm": "grouped_gemm", "attention": "attention",
           "memory": "memory"}
 EDGES_S = (3e-6, 8e-6, 25e-6, 100e-6)  # standalone time buckets: <3 us, 3-8, 8-25, 25-100, >100 us
@@ -21,12 +23,26 @@ SHRINK = 0.05  # weight of the pull towards 1, relative to one module observatio
 FACTOR_RANGE = (0.5, 2.0)
 
 
-def bucket(family: str, seconds: float, memory_bound: bool = False) -> str:
+BIG_WEIGHT_BYTES = 64 << 20  # a weight far larger than L2 (lm_head's 331 MB): streamed, never cache-resident
+
+
+def bucket(family: str, seconds: float, memory_bound: bool = False, weight_bytes: float = 0.0) -> str:
     """(family group, standalone-time bucket); GEMMs also split by the side their ideal is bound by (a weight-
-    streaming GEMV and a compute-bound GEMM of the same length differ in-model)."""
+    streaming GEMV and a compute-bound GEMM of the same length differ in-model) and by a weight that cannot sit
+    in L2 (its tiles stream from memory in the model and in the sweep alike, but contend differently)."""
     group = GROUPS.get(family, "memory")
-    side = ("m" if memory_bound else "c") if group == "gemm" else ""
+    side = ""
+    if group == "gemm":
+        side = ("m" if memory_bound else "c") + ("L" if weight_bytes >= BIG_WEIGHT_BYTES else "")
     return f"{group}{side}:{bisect.bisect_right(EDGES_S, seconds)}"
+
+
+def weight_bytes_of(q: Query) -> float:
+    """Bytes of a weight GEMM's weight (0 for anything else)."""
+    if q.family != "gemm" or len(q.cls) < 5 or not q.cls[4] or not q.detail:
+        return 0.0
+    _, n, k, _ = q.detail
+    return 2.0 * n * k
 
 
 def fit_factors(observations: Sequence[tuple[Mapping[str, float], float]]) -> dict[str, float]:

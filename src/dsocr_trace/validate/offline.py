@@ -21,8 +21,7 @@ from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.memory import phase_peak
 from dsocr_trace.plan import host_counts
-from dsocr_trace.report.build import build_report
-from dsocr_trace.request import predict_request
+from dsocr_trace.request import predict_phases
 from dsocr_trace.validate.calsweep import CALIBRATION_DECODE, CALIBRATION_PREFILL, workload_label
 from dsocr_trace.validate.compare import compare_run, rel_err, summarize
 from dsocr_trace.workload import Workload, make_workload
@@ -124,8 +123,8 @@ def validate_measured(measured: Mapping[str, Any], profile: Profile, spec: Devic
         wl = run_workload(w)
         a = run_analysis(model_id, wl, opts=CostOptions(routing=run_routing(r)))
         execution = r.get("execution", "eager")
-        pred = predict_request(a, spec, profile, execution)
-        row = compare_run(build_report(a, pred)["predictions"], dict(r), w["phase"])
+        pred = predict_phases(a, spec, profile, execution)
+        row = compare_run(pred, dict(r), w["phase"])
         row["held_out"] = not in_calibration(w)
         row["label"] = run_label(w)
         if execution == "eager":
@@ -149,7 +148,7 @@ def validate_measured(measured: Mapping[str, Any], profile: Profile, spec: Devic
 def inmodel_observations(model: Any, runs: Iterable[Mapping[str, Any]], model_id: str
                          ) -> list[tuple[dict[str, float], float]]:
     """Per module of each eager run: (standalone estimate per in-model bucket, measured exclusive seconds)."""
-    from dsocr_trace.kernels.inmodel import bucket
+    from dsocr_trace.kernels.inmodel import bucket, weight_bytes_of
     from dsocr_trace.kernels.query import query_of
 
     lm = load_model(model_id)
@@ -169,7 +168,8 @@ def inmodel_observations(model: Any, runs: Iterable[Mapping[str, Any]], model_id
             e = model.standalone(q)
             if e is None:
                 continue
-            per[n.module_path][bucket(q.family, e.seconds, e.memory_s > e.compute_s)] += e.seconds
+            per[n.module_path][bucket(q.family, e.seconds, e.memory_s > e.compute_s, weight_bytes_of(q))] \
+                += e.seconds
         for path, m in r["modules"].items():
             if path in per and float(m.get("device_s", 0.0)) > 0:
                 obs.append((dict(per[path]), float(m["device_s"])))
