@@ -133,8 +133,9 @@ def markdown(res: Mapping[str, Any]) -> str:
             continue
         lines.append(f"| {c['name']} | {c['profile']} | {s['n']} | {pct(s['median_abs'])} | {pct(s['max_abs'])} | "
                      f"{s['within_5pct']}/{s['n']} | {s['within_8pct']}/{s['n']} | {s['within_20pct']}/{s['n']} |")
-    lines += ["", "Walls and memory:", "", "| check | CUDA-graph decode wall (median / max) | eager wall (median / max) "
-              "| peak memory (median / max) |", "|---|---|---|---|"]
+    lines += ["", "Walls and memory:", "",
+              "| check | CUDA-graph decode wall (median / max) | eager wall (median / max) | peak memory (median / max) |",
+              "|---|---|---|---|"]
     for c in res["checks"]:
         g, e, m = c["graph_wall_stats"], c["eager_wall_stats"], c["memory_stats"]
 
@@ -160,8 +161,8 @@ def markdown(res: Mapping[str, Any]) -> str:
         lines += ["", "| run | execution | predicted wall ms | measured wall ms | error | measured run spread |",
                   "|---|---|---:|---:|---:|---:|"]
         for w in c["walls"]:
-            lines.append(f"| {w['run']} | {w['execution']} | {w['predicted_s'] * 1e3:.2f} | {w['measured_s'] * 1e3:.2f} |"
-                         f" {pct(w['error'])} | {pct(w.get('measured_spread'))} |")
+            lines.append(f"| {w['run']} | {w['execution']} | {w['predicted_s'] * 1e3:.2f} | "
+                         f"{w['measured_s'] * 1e3:.2f} | {pct(w['error'])} | {pct(w.get('measured_spread'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,8 +185,8 @@ def main(out_dir: str = str(RESULTS / "accuracy")) -> None:
     checks.append(evaluate("H200 leave one batch size out (8: prefill and decode)", inmodel, b8, "h200", False,
                            lambda r: int(r["workload"]["batch"]) == 8))
     checks += [
-        evaluate("H100 profile moved to the H200 (held-out H200 runs)", held, transfer_profile(h100, load_device("h200")),
-                 "h200", True),
+        evaluate("H100 profile moved to the H200 (held-out H200 runs)", held,
+                 transfer_profile(h100, load_device("h200")), "h200", True),
         evaluate("H200 profile moved to the H100 (all H100 runs)", h100_meas,
                  transfer_profile(h200, load_device("h100")), "h100", False),
         evaluate("H100 calibration workloads (in sample, for reference)", h100_meas, h100, "h100", False),

@@ -35,6 +35,7 @@ class Execution(StrEnum):
     eager = "eager"
     fused = "fused"
     graph = "graph"
+    compiled = "compiled"
 
 
 class Dtype(StrEnum):
@@ -96,7 +97,8 @@ def analyze(
     profile: Annotated[Path | None, typer.Option(help="Calibrated profile JSON (`dsocr-trace calibrate`).")] = None,
     execution: Annotated[Execution | None, typer.Option(
         help="eager: HF transformers as shipped; fused: an optimized engine (fused kernels, CUDA-graph decode); "
-             "graph: eager kernels with the decode step replayed as a CUDA graph. Default eager; needs a device.")]
+             "graph: eager kernels with the decode step replayed as a CUDA graph; compiled: torch.compile as "
+             "measured (inductor fusion per stage, reduce-overhead CUDA-graph decode). Default eager; needs a device.")]
     = None,
     dtype: Annotated[Dtype | None, typer.Option(
         help="Weight dtype of the memory estimate (fp8: decoder, embedding and lm_head only; vision stays bf16). "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from dsocr_trace.costs import Cost, NodeCosts
 from dsocr_trace.hardware.profile import Profile
@@ -24,7 +24,10 @@ from dsocr_trace.predict import KernelTime, kernel_time, replay
 from dsocr_trace.report.aggregate import phase_stage
 from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace
 
-EXECUTIONS = ("eager", "fused", "graph")  # graph: eager's kernels, decode replayed as one CUDA graph
+# graph: eager's kernels, decode replayed as one CUDA graph; compiled: torch.compile as measured (inductor fuses
+# each stage module's kernels; decode under mode="reduce-overhead" replays CUDA graphs, with the per-step host
+# cost of Dynamo's guards, the graph launches and the eager glue around them)
+EXECUTIONS = ("eager", "fused", "graph", "compiled")
 _FUSIBLE = ("elementwise", "copy")
 
 
@@ -156,12 +159,22 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
 def plan(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile, execution: str) -> list[Item]:
     if execution in ("eager", "graph"):
         return plan_eager(trace, costs, spec, profile)
-    return plan_fused(trace, costs, spec, profile)
+    items = plan_fused(trace, costs, spec, profile)
+    if execution == "compiled" and trace.phase != "decode":
+        # inductor's generated wrapper launches each fused kernel from Python
+        items = [evolve(it, host_s=profile.compiled_launch_s) for it in items]
+    return items
 
 
 def uses_graph(trace: Trace, execution: str) -> bool:
-    """The fused engine replays decode steps as CUDA graphs."""
-    return execution in ("fused", "graph") and trace.phase == "decode"
+    """The fused engine and torch.compile's reduce-overhead mode replay decode steps as CUDA graphs."""
+    return execution in ("fused", "graph", "compiled") and trace.phase == "decode"
+
+
+def graph_launch_s(profile: Profile, execution: str) -> float:
+    """Host cost of one decode step's graph launch(es): a compiled model's step also pays Dynamo's guards and
+    the eager glue around its graphs."""
+    return profile.compiled_step_s if execution == "compiled" else profile.graph_launch_s
 
 
 def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) -> tuple[Any, list[Item]]:
@@ -171,7 +184,7 @@ def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) 
         h, d, _ = seq[-1]
         seq[-1] = (h, d, True)
     if uses_graph(trace, execution):
-        return replay(seq, graph=True, graph_launch_s=profile.graph_launch_s,
+        return replay(seq, graph=True, graph_launch_s=graph_launch_s(profile, execution),
                       graph_kernel_s=profile.graph_kernel_s), items
     return replay(seq), items
 

@@ -18,7 +18,16 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.memory import kv_bytes_per_token, memory_plan
-from dsocr_trace.plan import EXECUTIONS, Item, add_item, new_totals, plan, run_plan, stage_predictions
+from dsocr_trace.plan import (
+    EXECUTIONS,
+    Item,
+    add_item,
+    graph_launch_s,
+    new_totals,
+    plan,
+    run_plan,
+    stage_predictions,
+)
 from dsocr_trace.predict import replay
 from dsocr_trace.trace.ir import self_and_ancestors
 from dsocr_trace.workload import MAX_POSITIONS, Workload
@@ -64,7 +73,8 @@ def _node_rows(items: list[Item], result: Any) -> list[dict[str, Any]]:
 class DecodeFit:
     """Per-item device time a + b*L over KV length L, from steps traced at a few lengths."""
 
-    def __init__(self, kvs: list[int], plans: list[list[Item]], host: list[float], syncs: list[bool]) -> None:
+    def __init__(self, kvs: list[int], plans: list[list[Item]], host: list[float], syncs: list[bool],
+                 execution: str = "eager") -> None:
         ops = [tuple(it.op for it in p) for p in plans]
         if len(set(ops)) != 1:
             raise UserError("decode steps at different KV lengths traced different op sequences: cannot fit")
@@ -76,6 +86,7 @@ class DecodeFit:
         self.kvs = kvs
         self.host = host
         self.syncs = syncs
+        self.execution = execution
 
     def device_times(self, kv: int) -> np.ndarray:
         return np.maximum(self.a + self.b * kv, 0.0)
@@ -87,7 +98,8 @@ class DecodeFit:
             h, d, _ = seq[-1]
             seq[-1] = (h, d, True)
         if graph:
-            return replay(seq, graph=True, graph_launch_s=profile.graph_launch_s, graph_kernel_s=profile.graph_kernel_s)
+            return replay(seq, graph=True, graph_launch_s=graph_launch_s(profile, self.execution),
+                          graph_kernel_s=profile.graph_kernel_s)
         return replay(seq)
 
 
@@ -100,7 +112,7 @@ def fit_decode(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution
         plans.append(plan(tr, cost_trace(tr, analysis.options), spec, profile, execution))
     host = [it.host_s for it in plans[0]]
     syncs = [it.sync for it in plans[0]]
-    return DecodeFit(kvs, plans, host, syncs)
+    return DecodeFit(kvs, plans, host, syncs, execution)
 
 
 def fit_points(wl: Workload) -> list[int]:
@@ -174,7 +186,7 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     pre_result, pre_items, fit = request_walls(analysis, spec, profile, execution)
     ph = predict_phases(analysis, spec, profile, execution, (pre_result, pre_items))
     nodes = ph["nodes"]
-    graph = execution in ("fused", "graph")
+    graph = execution in ("fused", "graph", "compiled")
     steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
     probe, walls, devs = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, graph, profile)
     step_walls = np.interp(steps, probe, walls)

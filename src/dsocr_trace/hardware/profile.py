@@ -47,6 +47,12 @@ DEFAULT_HOST_MODULE_S = 4e-6
 DEFAULT_GRAPH_KERNEL_S = 1.0e-6
 # cudaGraphLaunch of a decoder-step graph: one host call, ~10 us.
 DEFAULT_GRAPH_LAUNCH_S = 10e-6
+# torch.compile host costs, measured on a lent H200 (benchmarks/results/h200-compile): a reduce-overhead decode
+# step at batch 1, KV 1000 spent 1.10 ms of wall beside 1.33 ms of kernels (two CUDA-graph launches, Dynamo's
+# guards, the eager glue); the compiled base prefill 30.6 ms of wall for 8.9 ms of kernels, host-bound: 34 us per
+# kernel of the fused plan (859), guards and glue included.
+DEFAULT_COMPILED_STEP_S = 1.10e-3
+DEFAULT_COMPILED_LAUNCH_S = 34e-6
 # A strided or broadcast copy/elementwise kernel reads through a non-unit stride or re-reads one operand:
 # uncoalesced sectors waste ~2/3 of each DRAM transaction, so it streams at ~1/3 of a contiguous one.
 DEFAULT_STRIDED_PENALTY = 0.35
@@ -146,6 +152,10 @@ class Profile:
     # host time to launch one kernel from a compiled engine (aten dispatch + launch, none of the model's
     # Python): the fused execution's prefill host cost per kernel
     launch_host_s: float = 6e-6
+    # torch.compile as the compile harness runs it: host seconds per fused kernel of a compiled prefill (inductor's
+    # Python wrapper launching Triton/cuBLAS kernels) and per decode step around its CUDA graphs
+    compiled_launch_s: float = DEFAULT_COMPILED_LAUNCH_S
+    compiled_step_s: float = DEFAULT_COMPILED_STEP_S
     device: str | None = None  # catalog key of the device it is for
     gpu: str | None = None  # what the calibration run saw: torch.cuda.get_device_name()
     driver: str | None = None

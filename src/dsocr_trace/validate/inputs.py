@@ -78,7 +78,7 @@ class MeasuredModule(_Measured):
 
 class MeasuredRun(_Measured):
     workload: MeasuredWorkload
-    execution: Literal["eager", "graph"] = "eager"
+    execution: Literal["eager", "graph", "compiled"] = "eager"
     total: MeasuredTotal | None = None
     stages: dict[str, MeasuredStage] | None = None
     modules: dict[str, MeasuredModule] | None = None
@@ -225,7 +225,7 @@ class PredNodes(_Report):
 class Predictions(_Report):
     device: PredDevice
     profile: PredProfile
-    execution: Literal["eager", "fused", "graph"]
+    execution: Literal["eager", "fused", "graph", "compiled"]
     weight_dtype: str
     stages: dict[str, PredStage] = Field(min_length=1)
     phases: PredPhases
