@@ -134,7 +134,8 @@ def markdown(res: Mapping[str, Any]) -> str:
         lines.append(f"| {c['name']} | {c['profile']} | {s['n']} | {pct(s['median_abs'])} | {pct(s['max_abs'])} | "
                      f"{s['within_5pct']}/{s['n']} | {s['within_8pct']}/{s['n']} | {s['within_20pct']}/{s['n']} |")
     lines += ["", "Walls and memory:", "",
-              "| check | CUDA-graph decode wall (median / max) | eager wall (median / max) | peak memory (median / max) |",
+              "| check | CUDA-graph decode wall (median / max) | eager wall (median / max) "
+              "| peak memory (median / max) |",
               "|---|---|---|---|"]
     for c in res["checks"]:
         g, e, m = c["graph_wall_stats"], c["eager_wall_stats"], c["memory_stats"]
