@@ -4,7 +4,7 @@ gathers, sorts, fills, fused chains): time over bytes moved.
 Per class (op, cost kind, access pattern, dtypes: kernels.query) the measured times form a curve of log time
 over log bytes: interpolated between the neighbouring sizes; below the smallest size the time holds (the
 kernel's floor: launch, one wave, teardown); above the largest it grows with the bytes (the bandwidth the
-largest point reached holds). The access pattern (contiguous, transposing read, broadcast operand; whether the
+two largest points reached holds). The access pattern (contiguous, transposing read, broadcast operand; whether the
 footprint sits in L2 shows in the curve's bend) is part of the class, so SAM's rel-pos bias add (a broadcast of
 two thin tensors into a wide one, ~0.4 TB/s) has its own curve.
 
@@ -30,15 +30,24 @@ def _levels(cls: tuple[object, ...]) -> list[tuple[object, ...]]:
 
 
 class _TimeCurve:
-    """log time over log bytes, held below, proportional to bytes above."""
+    """log time over log bytes, held below; above the largest measured size each further byte streams at the
+    marginal bandwidth of the two largest points (clipped to 2-100% of the measured copy bandwidth; 70% when
+    the points do not tell: a single point, or a flat, launch-bound tail)."""
 
-    def __init__(self, pts: list[tuple[float, float]]) -> None:
+    def __init__(self, pts: list[tuple[float, float]], bw: float) -> None:
         self.curve = LogCurve([(x, math.log10(t)) for x, t in pts])
+        c = self.curve
+        marginal = 0.7 * bw
+        if len(c.x) >= 2:
+            dx, dt = c.x[-1] - c.x[-2], 10 ** c.y[-1] - 10 ** c.y[-2]
+            if dx > 0 and dt > 0:
+                marginal = min(bw, max(0.02 * bw, dx / dt))
+        self.marginal_bw = marginal
 
     def at(self, x: float) -> float:
         c = self.curve
         if x > c.x[-1]:
-            return float(10 ** c.y[-1] * x / c.x[-1])
+            return float(10 ** c.y[-1] + (x - c.x[-1]) / self.marginal_bw)
         return float(10 ** c.at(x))
 
 
@@ -49,13 +58,16 @@ class MemoryFamily:
         for p in points:
             if p.q.family == "memory" and p.seconds > 0 and p.q.cls[0] != "fused":
                 traced = not any(s.startswith("sweep:") for s in p.sources)
+                streaming = set(str(p.q.cls[2]).split("/")[0]) <= {"f", "s"}
                 for lv in _levels(p.q.cls):
+                    if lv[0] == "k" and len(lv) == 2 and not streaming:
+                        continue  # a kind's last resort is its contiguous, streaming kernels
                     groups.setdefault(lv, []).append((p.q.x[0], p.seconds, traced))
         self.curves = {}
         for k, v in groups.items():
             if k[0] == "c" and any(t for _, _, t in v):
                 v = [r for r in v if r[2]]
-            self.curves[k] = _TimeCurve([(x, s) for x, s, _ in v])
+            self.curves[k] = _TimeCurve([(x, s) for x, s, _ in v], hw.mem_bw)
 
     def predict(self, q: Query) -> Estimate | None:
         levels = _levels(q.cls) if q.cls[0] != "fused" else [("k", q.cls[1], q.cls[2]), ("k", q.cls[1])]

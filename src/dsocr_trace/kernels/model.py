@@ -72,7 +72,7 @@ def points_of(sweep_points: Mapping[str, Mapping[str, Any]], exclude_sources: It
 
 
 # bump when queries, cost rules or Point change: cached points of an older derivation are not reused
-DERIVATION = "1"
+DERIVATION = "3"
 
 
 def _cache_dir() -> Path | None:
