@@ -24,10 +24,10 @@ def main() -> None:
     print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     for mode, crops in (("base", None), ("gundam", "2x3")):
         a = run_analysis("deepseek-ai/DeepSeek-OCR", make_workload(mode, crops=crops, output_tokens=1000))
-        for dev in ("rtx5090", "h100"):
+        for dev in ("rtx5090", "h100", "h200"):
             spec = load_device(dev)
             prof = packaged_profile(spec)
-            for ex in ("eager", "fused"):
+            for ex in ("eager", "compiled", "fused"):
                 p = predict_request(a, spec, prof, ex)
                 st, r = p["stages"], p["request"]
                 vis = [st[s] for s in ("vision.sam", "vision.clip", "projector")]
