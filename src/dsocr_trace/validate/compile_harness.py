@@ -71,38 +71,6 @@ DEFAULT_KV = "1000"
 DEFAULT_BATCHES = "1"
 
 
-class StageRanges:
-    """Profiler ranges `mod:<path>` around the top-level wrapper and the stage modules only (hooks outside any
-    compiled code), with call counts."""
-
-    def __init__(self, model: nn.Module, paths: tuple[str, ...]) -> None:
-        self.handles: list[Any] = []
-        self.calls: dict[str, int] = {}
-        self.stack: list[Any] = []
-        mods = dict(model.named_modules())
-        for path in ("", *paths):
-            mod = mods[path]
-            self.handles.append(mod.register_forward_pre_hook(self._pre(path)))
-            self.handles.append(mod.register_forward_hook(self._post, always_call=True))
-
-    def _pre(self, path: str) -> Callable[..., None]:
-        def hook(_mod: nn.Module, _args: Any) -> None:
-            self.calls[path] = self.calls.get(path, 0) + 1
-            rf = torch.profiler.record_function(harness.RANGE_PREFIX + path)
-            rf.__enter__()
-            self.stack.append(rf)
-        return hook
-
-    def _post(self, _mod: nn.Module, _args: Any, _out: Any) -> None:
-        if self.stack:
-            self.stack.pop().__exit__(None, None, None)
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
-
-
 class Compiled:
     """Swap chosen modules' `forward` for compiled versions, and back."""
 
@@ -132,33 +100,6 @@ def fresh_compile() -> None:
 
     torch._dynamo.reset()
     counters.clear()
-
-
-class KVInputs:
-    """Random KV of length L per layer (the text config's heads and head size), a token per sequence, and a
-    fresh DynamicCache holding the KV for every eager step (as `harness.DecodeInputs`, any model size)."""
-
-    def __init__(self, model: nn.Module, batch: int, kv_len: int, device: torch.device, gen: torch.Generator) -> None:
-        tc: Any = harness.text_config_of(model)
-        self.text_config = tc
-        heads = tc.num_key_value_heads
-        head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
-        shape = (batch, heads, kv_len, head_dim)
-        self.kv = [(torch.randn(shape, generator=gen, device=device).to(torch.bfloat16),
-                    torch.randn(shape, generator=gen, device=device).to(torch.bfloat16))
-                   for _ in range(tc.num_hidden_layers)]
-        self.input_ids = torch.randint(1000, 100000, (batch, 1), generator=gen, device=device)
-
-    def cache(self) -> Any:
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.text_config)
-        for i, (k, v) in enumerate(self.kv):
-            cache.update(k, v, i)
-        return cache
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"input_ids": self.input_ids, "cache": self.cache()}
 
 
 def dynamo_counters() -> dict[str, Any]:
@@ -201,7 +142,7 @@ def _profile(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], 
     from torch.profiler import ProfilerActivity, profile, record_function
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    ranges = StageRanges(model, paths)
+    ranges = harness.ModuleRanges(model, tuple(paths))
     try:
         with profile(activities=acts) as prof:
             for _ in range(repeats):
@@ -251,7 +192,7 @@ def measure(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], w
     return run
 
 
-def static_cache(dec: KVInputs, max_len: int) -> Any:
+def static_cache(dec: harness.DecodeInputs, max_len: int) -> Any:
     """A StaticCache of `max_len` positions holding the decode inputs' KV (its fill level is kv_len)."""
     from transformers import StaticCache
 
@@ -297,9 +238,9 @@ def run_all(model: nn.Module, device: torch.device, opts: argparse.Namespace,
             wdict = harness.workload_dict(wl, "decode", kv)
             gen = torch.Generator(device=device)
             gen.manual_seed(opts.seed + 1)
-            dec = KVInputs(model, batch, kv, device, gen)
+            dec = harness.DecodeInputs(model, batch, kv, device, gen)
 
-            def eager_step(dec: KVInputs = dec) -> Any:
+            def eager_step(dec: harness.DecodeInputs = dec) -> Any:
                 return model(**dec.kwargs())
 
             try:
@@ -314,7 +255,7 @@ def run_all(model: nn.Module, device: torch.device, opts: argparse.Namespace,
                 info = {"backend": opts.backend, "mode": mode_of(opts, opts.decode_mode),
                         "compiled": list(DECODE_MODULES), "cache": "StaticCache", "max_cache_len": kv + steps + 8}
 
-                def compiled_step(cache: Any = cache, dec: KVInputs = dec) -> Any:
+                def compiled_step(cache: Any = cache, dec: harness.DecodeInputs = dec) -> Any:
                     # each step is a new CUDA-graph generation: the previous step's outputs may be overwritten
                     mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
                     if mark is not None:
@@ -380,14 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    device = torch.device(args.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", 0)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("CUDA is not available: pass --device cpu --backend eager for a smoke run", file=sys.stderr)
+    device = harness.cuda_device(args.device, "pass --device cpu --backend eager for a smoke run")
+    if device is None:
         return 2
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     args.warmup = 1 if args.quick else 3
     args.wall_runs = 2 if args.quick else 20
     args.repeats = 1 if args.quick else 3

@@ -306,12 +306,16 @@ def text_config_of(model: nn.Module) -> Any:
 
 
 class DecodeInputs:
-    """Random KV of length L per layer, and a fresh DynamicCache holding it for every step."""
+    """Random KV of length L per layer (the text config's KV heads and head size), a token per sequence, and a
+    fresh DynamicCache holding it for every step."""
 
     def __init__(self, model: nn.Module, batch: int, kv_len: int, device: torch.device, gen: torch.Generator) -> None:
-        self.text_config: Any = text_config_of(model)
-        n_layers = self.text_config.num_hidden_layers
-        shape = (batch, KV_HEADS, kv_len, HEAD_DIM)
+        tc: Any = text_config_of(model)
+        self.text_config = tc
+        n_layers = tc.num_hidden_layers
+        heads = getattr(tc, "num_key_value_heads", None) or KV_HEADS
+        head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+        shape = (batch, heads, kv_len, head_dim)
         self.kv = [(torch.randn(shape, generator=gen, device=device).to(torch.bfloat16),
                     torch.randn(shape, generator=gen, device=device).to(torch.bfloat16)) for _ in range(n_layers)]
         self.input_ids = torch.randint(1000, 100000, (batch, 1), generator=gen, device=device)
@@ -333,13 +337,17 @@ class DecodeInputs:
 
 
 class ModuleRanges:
-    """Per-module forward hooks opening/closing profiler ranges and counting calls."""
+    """Per-module forward hooks opening/closing profiler ranges and counting calls: every module, or only the
+    given paths (with the top-level wrapper "")."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, paths: tuple[str, ...] | None = None) -> None:
         self.handles: list[Any] = []
         self.calls: dict[str, int] = {}
         self.stack: list[Any] = []
-        for path, mod in model.named_modules():
+        mods = dict(model.named_modules())
+        chosen = list(mods) if paths is None else ["", *paths]
+        for path in chosen:
+            mod = mods[path]
             self.handles.append(mod.register_forward_pre_hook(self._pre(path)))
             self.handles.append(mod.register_forward_hook(self._post, always_call=True))
 
@@ -471,6 +479,20 @@ def walk_step(step_event: Any, cpu_time: bool = False) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------------
 # measurement
+
+
+def cuda_device(name: str, cpu_hint: str = "pass --device cpu for a smoke run") -> torch.device | None:
+    """The device a harness runs on ("cuda" means cuda:0), made current; None when CUDA was asked for and
+    there is none (the caller prints the hint and exits 2)."""
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", 0)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"CUDA is not available: {cpu_hint}", file=sys.stderr)
+        return None
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def _sync(device: torch.device) -> None:
@@ -780,14 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    device = torch.device(args.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", 0)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("CUDA is not available: pass --device cpu for a smoke run", file=sys.stderr)
+    device = cuda_device(args.device)
+    if device is None:
         return 2
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     q = args.quick
     args.warmup = 2 if q else 3
     args.wall_runs = 3 if q and device.type == "cpu" else (10 if q else 20)

@@ -407,14 +407,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    device = torch.device(args.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", 0)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("CUDA is not available: pass --device cpu for a smoke run", file=sys.stderr)
+    device = harness.cuda_device(args.device)
+    if device is None:
         return 2
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     args.warmup = 1 if args.quick else 2
     args.wall_runs = 1 if args.quick else 5
     args.repeats = 1 if args.quick else 2
