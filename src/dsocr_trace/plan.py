@@ -28,6 +28,7 @@ from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace
 # each stage module's kernels; decode under mode="reduce-overhead" replays CUDA graphs, with the per-step host
 # cost of Dynamo's guards, the graph launches and the eager glue around them)
 EXECUTIONS = ("eager", "fused", "graph", "compiled")
+GRAPH_DECODE = ("fused", "graph", "compiled")  # executions whose decode steps replay as CUDA graphs
 _FUSIBLE = ("elementwise", "copy")
 
 
@@ -168,7 +169,7 @@ def plan(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile, exe
 
 def uses_graph(trace: Trace, execution: str) -> bool:
     """The fused engine and torch.compile's reduce-overhead mode replay decode steps as CUDA graphs."""
-    return execution in ("fused", "graph", "compiled") and trace.phase == "decode"
+    return execution in GRAPH_DECODE and trace.phase == "decode"
 
 
 def graph_launch_s(profile: Profile, execution: str) -> float:
@@ -177,16 +178,21 @@ def graph_launch_s(profile: Profile, execution: str) -> float:
     return profile.compiled_step_s if execution == "compiled" else profile.graph_launch_s
 
 
-def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) -> tuple[Any, list[Item]]:
-    """Two-lane replay of the plan. A decode step ends with the generation loop's stop check (a host sync)."""
-    seq = [(it.host_s, it.device_s, it.sync) for it in items]
-    if trace.phase == "decode" and seq:
+def replay_steps(seq: list[tuple[float, float, bool]], phase: str, execution: str, profile: Profile) -> Any:
+    """Two-lane replay of (host_s, device_s, sync) items of one phase. A decode step ends with the generation
+    loop's stop check (a host sync), and replays as a CUDA graph under the executions that capture one."""
+    if phase == "decode" and seq:
         h, d, _ = seq[-1]
-        seq[-1] = (h, d, True)
-    if uses_graph(trace, execution):
+        seq = [*seq[:-1], (h, d, True)]
+    if phase == "decode" and execution in GRAPH_DECODE:
         return replay(seq, graph=True, graph_launch_s=graph_launch_s(profile, execution),
-                      graph_kernel_s=profile.graph_kernel_s), items
-    return replay(seq), items
+                      graph_kernel_s=profile.graph_kernel_s)
+    return replay(seq)
+
+
+def run_plan(items: list[Item], trace: Trace, execution: str, profile: Profile) -> tuple[Any, list[Item]]:
+    """Two-lane replay of the plan (replay_steps)."""
+    return replay_steps([(it.host_s, it.device_s, it.sync) for it in items], trace.phase, execution, profile), items
 
 
 def new_totals() -> dict[str, Any]:

@@ -17,18 +17,17 @@ from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec
-from dsocr_trace.memory import kv_bytes_per_token, memory_plan
+from dsocr_trace.memory import kv_per_token_of, logits_bytes_of, memory_plan
 from dsocr_trace.plan import (
     EXECUTIONS,
     Item,
     add_item,
-    graph_launch_s,
     new_totals,
     plan,
+    replay_steps,
     run_plan,
     stage_predictions,
 )
-from dsocr_trace.predict import replay
 from dsocr_trace.trace.ir import self_and_ancestors
 from dsocr_trace.workload import MAX_POSITIONS, Workload
 
@@ -91,16 +90,11 @@ class DecodeFit:
     def device_times(self, kv: int) -> np.ndarray:
         return np.maximum(self.a + self.b * kv, 0.0)
 
-    def step(self, kv: int, graph: bool, profile: Profile) -> Any:
+    def step(self, kv: int, profile: Profile) -> Any:
+        """The replay of one decode step at KV length kv (plan.replay_steps)."""
         dev = self.device_times(kv)
         seq = [(h, float(d), s) for h, d, s in zip(self.host, dev, self.syncs, strict=True)]
-        if seq:
-            h, d, _ = seq[-1]
-            seq[-1] = (h, d, True)
-        if graph:
-            return replay(seq, graph=True, graph_launch_s=graph_launch_s(profile, self.execution),
-                          graph_kernel_s=profile.graph_kernel_s)
-        return replay(seq)
+        return replay_steps(seq, "decode", self.execution, profile)
 
 
 def fit_decode(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str,
@@ -135,13 +129,13 @@ def request_walls(analysis: Analysis, spec: DeviceSpec, profile: Profile, execut
     return result, items, fit
 
 
-def integrate_decode(fit: DecodeFit, first_kv: int, output_tokens: int, graph: bool, profile: Profile
+def integrate_decode(fit: DecodeFit, first_kv: int, output_tokens: int, profile: Profile
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(KV lengths probed, step walls there, step device times there) over a request's decode, and the step
     walls of every step interpolated from them (wall is piecewise linear in L)."""
     steps = np.arange(first_kv, first_kv + output_tokens)
     probe = np.unique(np.linspace(steps[0], steps[-1], num=min(len(steps), 9)).astype(int))
-    walls = np.array([fit.step(int(kv), graph, profile).wall_s for kv in probe])
+    walls = np.array([fit.step(int(kv), profile).wall_s for kv in probe])
     devs = np.array([float(fit.device_times(int(kv)).sum()) for kv in probe])
     return probe, walls, devs
 
@@ -151,7 +145,7 @@ def predict_phases(analysis: Analysis, spec: DeviceSpec, profile: Profile, execu
     """Each traced phase planned and replayed as traced: per stage, node, module and module type, and the
     phase totals. `prefill`: the prefill's (replay, plan) when the caller has them already."""
     if execution not in EXECUTIONS:
-        raise UserError(f"unknown execution {execution!r}: use eager, fused or graph")
+        raise UserError(f"unknown execution {execution!r}: use {', '.join(EXECUTIONS)}")
     phases: dict[str, Any] = {}
     out: dict[str, Any] = {"stages": {}, "nodes": {}, "modules": {}, "module_types": {}}
     for phase, tr in analysis.traces.items():
@@ -181,24 +175,20 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     """The phases as traced (predict_phases) and the whole request: TTFT, the decode steps integrated over the
     output from the fitted step, throughput, memory."""
     if execution not in EXECUTIONS:
-        raise UserError(f"unknown execution {execution!r}: use eager, fused or graph")
+        raise UserError(f"unknown execution {execution!r}: use {', '.join(EXECUTIONS)}")
     wl = analysis.workload
     pre_result, pre_items, fit = request_walls(analysis, spec, profile, execution)
     ph = predict_phases(analysis, spec, profile, execution, (pre_result, pre_items))
     nodes = ph["nodes"]
-    graph = execution in ("fused", "graph", "compiled")
     steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
-    probe, walls, devs = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, graph, profile)
+    probe, walls, devs = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, profile)
     step_walls = np.interp(steps, probe, walls)
     ttft = pre_result.wall_s
     decode_total = float(step_walls.sum())
     e2e = ttft + decode_total
     tc = analysis.traces["decode"].meta
-    lm = load_model(analysis.model_id)
-    tcfg = lm.model.model.config.text_config
-    kv_tok = kv_bytes_per_token(tcfg.num_hidden_layers, tcfg.num_key_value_heads, tcfg.head_dim)
-    logits = next((t.nbytes for n in reversed(analysis.traces["prefill"].nodes) for t in n.outputs
-                   if t.dtype == "float32" and len(t.shape) == 3), 0)
+    kv_tok = kv_per_token_of(load_model(analysis.model_id).model.model.config.text_config)
+    logits = logits_bytes_of(analysis.traces["prefill"])
     mem = memory_plan(analysis.traces["prefill"], analysis.params, wl.batch, wl.prefill_tokens + wl.output_tokens,
                       weight_dtype, kv_tok, spec.mem_bytes, logits)
     request = {

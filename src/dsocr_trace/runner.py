@@ -52,7 +52,9 @@ def stage_view(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     HOST_IDLE_SHARE of the stage's wall waiting for the host, else the limiter with the most device time."""
     preds = report.get("predictions") or {}
     ps = preds.get("stages") or {}
-    graph_decode = preds.get("execution") in ("fused", "graph", "compiled")
+    from dsocr_trace.plan import GRAPH_DECODE
+
+    graph_decode = preds.get("execution") in GRAPH_DECODE
     out: dict[str, dict[str, Any]] = {}
     for name, s in report["stages"].items():
         row: dict[str, Any] = {"tc_flops": s["tc_flops"], "cc_flops": s["cc_flops"], "bytes": s["bytes"],

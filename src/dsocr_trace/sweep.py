@@ -24,6 +24,7 @@ from dsocr_trace.costs.routing import Routing
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, packaged_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
+from dsocr_trace.plan import EXECUTIONS
 from dsocr_trace.request import SECONDS_PER_DAY, integrate_decode, request_walls
 from dsocr_trace.workload import MAX_POSITIONS, make_workload
 
@@ -83,8 +84,8 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
     if not mode_list or not dev_list:
         raise UserError("--modes and --devices must each list at least one entry")
     for e in ex_list:
-        if e not in ("eager", "fused", "graph", "compiled"):
-            raise UserError(f"unknown execution {e!r}: use eager, fused, graph and/or compiled")
+        if e not in EXECUTIONS:
+            raise UserError(f"unknown execution {e!r}: use {', '.join(EXECUTIONS)} (one or more)")
     batches, tokens = _ints(batch, "--batch"), _ints(output_tokens, "--output-tokens")
     given = loaded or {}
     devs = {d: given[d] if d in given else _device(d) for d in dev_list}  # each device file read once per sweep
@@ -105,8 +106,7 @@ def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> di
         raise UserError(f"{wl.label}: {wl.prefill_tokens} prefill + {n} output tokens exceed {MAX_POSITIONS} positions")
     steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + n)
     prof: Profile = c["profile"]
-    probe, walls, _ = integrate_decode(c["fit"], wl.prefill_tokens, n, execution in ("fused", "graph", "compiled"),
-                                       prof)
+    probe, walls, _ = integrate_decode(c["fit"], wl.prefill_tokens, n, prof)
     step_walls = np.interp(steps, probe, walls)
     decode = float(step_walls.sum())
     e2e = c["ttft_s"] + decode

@@ -10,12 +10,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-PROFILE2_SCHEMA = "dsocr-trace/profile/2"  # = hardware.profile.SCHEMA
+from dsocr_trace.hardware.profile import SCHEMA
 
 
 def host_per_call(rows: list[tuple[int, int, int, float]]) -> float | None:
     """Host seconds per Python-level torch call, least squares through the origin over host-bound eager steps
-    (calls launching kernels + calls launching none, measured wall): see fit_host_costs."""
+    (calls launching kernels + calls launching none, measured wall). One cost per call: the model's own Python
+    between calls is part of it, and the module-call and kernel/no-kernel terms move together in one model, so
+    more terms would be fitted on collinear data."""
     pts = [(k + v, w) for k, v, _, w in rows if k + v > 0]
     if not pts:
         return None
@@ -35,7 +37,7 @@ def profile_document(cal: dict[str, Any], device_key: str, host: list[tuple[int,
     dev = cal.get("device") or {}
     peaks = cal.get("peaks") or {}
     return {
-        "schema": PROFILE2_SCHEMA,
+        "schema": SCHEMA,
         "source": "calibrated",
         "device": device_key,
         "gpu": dev.get("name"), "sm_count": dev.get("sm_count"), "l2_bytes": dev.get("l2_bytes"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 
+from dsocr_trace.kernels.base import Estimate
 from dsocr_trace.kernels.query import Query
 
 GROUPS = {"gemm": "gemm", "conv": "gemm", "grouped_gemm": "grouped_gemm", "attention": "attention",
@@ -67,3 +68,8 @@ def fit_factors(observations: Sequence[tuple[Mapping[str, float], float]]) -> di
     f, *_ = np.linalg.lstsq(a, y, rcond=None)
     lo, hi = FACTOR_RANGE
     return {b: float(min(hi, max(lo, f[idx[b]]))) for b in names}
+
+
+def bucket_of(q: Query, standalone: Estimate) -> str:
+    """The bucket of an op from its query and standalone estimate (what fit and prediction both key on)."""
+    return bucket(q.family, standalone.seconds, standalone.memory_s > standalone.compute_s, weight_bytes_of(q))

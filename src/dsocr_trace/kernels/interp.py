@@ -28,9 +28,6 @@ class LogCurve:
         self.lx = [math.log10(x) for x in xs]
         self.y = [statistics.median(merged[x]) for x in xs]
 
-    def __len__(self) -> int:
-        return len(self.x)
-
     def at(self, x: float) -> float:
         lx = math.log10(max(x, 1e-30))
         i = bisect.bisect_left(self.lx, lx)

@@ -20,7 +20,7 @@ from dsocr_trace.kernels.attention import AttentionFamily
 from dsocr_trace.kernels.base import Estimate, Hw, Point
 from dsocr_trace.kernels.gemm import GemmFamily
 from dsocr_trace.kernels.grouped import GroupedFamily
-from dsocr_trace.kernels.inmodel import bucket, weight_bytes_of
+from dsocr_trace.kernels.inmodel import bucket_of
 from dsocr_trace.kernels.memory import MemoryFamily
 from dsocr_trace.kernels.query import Query, node_of_spec, query_of
 
@@ -50,7 +50,7 @@ class PerfModel:
         e = self.standalone(q)
         if e is None or not self.factors:
             return e
-        f = self.factors.get(bucket(q.family, e.seconds, e.memory_s > e.compute_s, weight_bytes_of(q)), 1.0)
+        f = self.factors.get(bucket_of(q, e), 1.0)
         return evolve(e, seconds=e.seconds * f, efficiency=e.efficiency / f)
 
 

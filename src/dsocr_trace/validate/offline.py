@@ -67,6 +67,9 @@ def in_calibration(w: Mapping[str, Any]) -> bool:
     return run_label(w) in {workload_label(*c) for c in CALIBRATION_PREFILL}
 
 
+HOST_BOUND = 4.0  # a decode step is host-bound when its wall exceeds its kernel time this many times
+
+
 def host_rows(model_id: str, runs: Iterable[Mapping[str, Any]]) -> list[tuple[int, int, int, float]]:
     """Counts of host work (from our trace of the same workload) against measured wall, host-bound eager
     decode steps only (wall > HOST_BOUND x kernel time): what host cost per call is fitted on at calibration."""
@@ -83,8 +86,6 @@ def host_rows(model_id: str, runs: Iterable[Mapping[str, Any]]) -> list[tuple[in
         rows.append((*host_counts(tr, cost_trace(tr)), float(t["wall_s"])))
     return rows
 
-
-HOST_BOUND = 4.0
 
 
 def graph_rows(runs: Iterable[Mapping[str, Any]]) -> list[tuple[float, float, int]]:
@@ -148,7 +149,7 @@ def validate_measured(measured: Mapping[str, Any], profile: Profile, spec: Devic
 def inmodel_observations(model: Any, runs: Iterable[Mapping[str, Any]], model_id: str
                          ) -> list[tuple[dict[str, float], float]]:
     """Per module of each eager run: (standalone estimate per in-model bucket, measured exclusive seconds)."""
-    from dsocr_trace.kernels.inmodel import bucket, weight_bytes_of
+    from dsocr_trace.kernels.inmodel import bucket_of
     from dsocr_trace.kernels.query import query_of
 
     lm = load_model(model_id)
@@ -168,8 +169,7 @@ def inmodel_observations(model: Any, runs: Iterable[Mapping[str, Any]], model_id
             e = model.standalone(q)
             if e is None:
                 continue
-            per[n.module_path][bucket(q.family, e.seconds, e.memory_s > e.compute_s, weight_bytes_of(q))] \
-                += e.seconds
+            per[n.module_path][bucket_of(q, e)] += e.seconds
         for path, m in r["modules"].items():
             if path in per and float(m.get("device_s", 0.0)) > 0:
                 obs.append((dict(per[path]), float(m["device_s"])))
