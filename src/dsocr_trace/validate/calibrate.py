@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from dsocr_trace.validate.harness import _clean, device_info, log
+from dsocr_trace.validate.partition import make_current
 
 SCHEMA = "dsocr-trace/calibration/1"
 GEMM_M = (1, 8, 64, 256, 1024, 4096, 16384)
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cpu = device.type == "cpu"
     if not cpu:
-        torch.cuda.set_device(device)
+        make_current(device)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     bench = Bench(device, reps=3 if cpu else 5, batch_target_s=0.02 if cpu else 1e-3)

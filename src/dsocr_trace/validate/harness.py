@@ -66,6 +66,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsocr_trace.validate.partition import active_sms, make_current
+
 SCHEMA = "dsocr-trace/measured/1"
 RANGE_PREFIX = "mod:"
 STEP_NAME = "dsocr:step"
@@ -202,7 +204,9 @@ def device_info(device: torch.device) -> dict[str, Any]:
         info["transformers"] = None
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(name=props.name, sm_count=props.multi_processor_count, memory_bytes=props.total_memory,
+        sms = active_sms()
+        info.update(name=props.name, sm_count=sms or props.multi_processor_count, memory_bytes=props.total_memory,
+                    card_sm_count=props.multi_processor_count, partition_sms=sms,
                     l2_bytes=getattr(props, "L2_cache_size", None),
                     capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version())
         try:
@@ -490,8 +494,7 @@ def cuda_device(name: str, cpu_hint: str = "pass --device cpu for a smoke run") 
     if device.type == "cuda" and not torch.cuda.is_available():
         print(f"CUDA is not available: {cpu_hint}", file=sys.stderr)
         return None
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    make_current(device)
     return device
 
 
