@@ -57,7 +57,7 @@ def run_in_partition(sms: int | None, fn: Callable[[], T], device_id: int = 0) -
         try:
             torch.cuda.init()
             ctx = gc.GreenContext.create(num_sms=sms, device_id=device_id)
-            ctx.set_context()
+            ctx.set_context()  # type: ignore[attr-defined]
             _ACTIVE[threading.get_ident()] = sms
             result.append(fn())
         except BaseException as exc:  # re-raised in the caller's thread
@@ -161,4 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run through the imported module: `python -m` makes this file __main__, a second module whose partition
+    # state (_ACTIVE) the harnesses, which import dsocr_trace.validate.partition, would not see
+    from dsocr_trace.validate import partition
+
+    sys.exit(partition.main())
