@@ -91,3 +91,34 @@ def test_a_broken_formula_fails_the_gate(h200: tuple[Any, Any], monkeypatch: pyt
         monkeypatch.setitem(cost_base.RULES, op, broken)
     monkeypatch.setattr(analyze, "_TRACES", {})
     assert gate_failures(validate_measured(sub, prof, spec, MODEL)), "quadrupled element-wise bytes went unnoticed"
+
+
+# -- GPUs nobody calibrated: H200 SM partitions predicted from the full card's calibration --------------------
+PARTITIONS = RESULTS / "h200-partitions"
+# limits just above what this version reaches (benchmarks/results/cross-gpu/cross-gpu.md)
+PARTITION_GATE = {"median_abs": 0.065, "key_median_abs": 0.055, "key_max_abs": 0.36}
+KEY_STAGES = ("vision.sam", "vision.clip", "decoder.prefill", "lm_head.prefill", "decode.step")
+
+
+@pytest.mark.parametrize("part", ["p16", "p32", "p66", "p100"])
+def test_partitions_predicted_without_their_own_calibration(h200: tuple[Any, Any], part: str) -> None:
+    from dsocr_trace.hardware.profile import transfer_profile
+    from dsocr_trace.hardware.spec import partition_of
+    from dsocr_trace.validate.partition import gpu_figures_of
+
+    card, prof = h200
+    rec = json.loads((PARTITIONS / part / "figures.json").read_text())
+    spec = partition_of(card, int(rec["sms"]))
+    src = gpu_figures_of(json.loads((PARTITIONS / "full-card-session1" / "figures.json").read_text()), card)
+    moved = transfer_profile(prof, spec, figures=gpu_figures_of(rec, spec), source=src)
+    assert moved.provenance()["kind"] == "transferred" and moved.transfer.source_device == "h200"
+    meas = json.loads((PARTITIONS / part / "measured.json").read_text())
+    assert meas["device"]["partition_sms"] == spec.sm_count
+    result = validate_measured(meas, moved, spec, MODEL)
+    pts = [(name, abs(v["error"])) for r in result["runs"] if r["execution"] == "eager"
+           for name, v in r["stages"].items() if v["error"] is not None]
+    key = [e for n, e in pts if n in KEY_STAGES]
+    got = {"median_abs": statistics.median(e for _, e in pts), "key_median_abs": statistics.median(key),
+           "key_max_abs": max(key)}
+    assert len(pts) == 22 and len(key) == 18
+    assert [f"{k} {got[k]:.3f} > {lim}" for k, lim in PARTITION_GATE.items() if got[k] > lim] == []

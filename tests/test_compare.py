@@ -61,10 +61,10 @@ def test_packaged_profiles_are_calibrated_and_round_trip() -> None:
         assert p.label.startswith("calibrated on")
         again = profile_from_document(json.loads(document_bytes(p.document)), load_device(p.device or ""), "t")
         assert document_bytes(again.document) == document_bytes(p.document) and again.factors == p.factors
-    assert packaged_profile(load_device("rtx5090")).source == "spec-default"
     moved = transfer_profile(h100, load_device("h200"))
     assert moved.source == "transferred" and moved.transfer is not None
-    assert moved.transfer.bw_ratio == pytest.approx(4.225e12 / h100.mem_bw) and "transferred" in moved.label
+    # the H200's measured copy figure (its device file) over the H100 calibration's
+    assert moved.transfer.bw_ratio == pytest.approx(4271.7e9 / h100.mem_bw) and "transferred" in moved.label
 
 
 def test_chrome_trace_matches_harness_measurement() -> None:

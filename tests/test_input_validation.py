@@ -86,7 +86,7 @@ def test_device_file_problems_name_the_field(mutate: Any, expected: str) -> None
 
 def test_copy_of_a_catalog_file_keeps_its_packaged_profile(tmp_path: Path) -> None:
     """An unchanged copy of h100.yaml predicts with the calibrated H100 profile, and says so; an edited copy is
-    another GPU (datasheet profile); a copy of h200.yaml gets the transferred profile, as --device h200 does."""
+    another GPU (the nearest packaged calibration carried to it by the cross-GPU model)."""
     for key in ("h100", "h200"):
         p = tmp_path / f"my-{key}.yaml"
         shutil.copy(DEVICES.joinpath(f"{key}.yaml"), p)
@@ -102,7 +102,8 @@ def test_copy_of_a_catalog_file_keeps_its_packaged_profile(tmp_path: Path) -> No
     p.write_text(yaml.safe_dump(edited))
     notes = []
     hw = resolve_device(None, p, None, notes)
-    assert hw is not None and hw[1].source == "spec-default" and notes == []
+    assert hw is not None and hw[1].source == "transferred" and notes == []
+    assert hw[1].transfer is not None and hw[1].transfer.dst.mem_bw == pytest.approx(3031.7e9)
 
 
 # any device file either loads and round-trips (YAML text, JSON text, spec_to_dict) or fails with one line

@@ -31,7 +31,7 @@ def point_memory(model: str, label: str, batch: int, prefill_tokens: int, output
     """memory_plan of one point: weights + KV cache for prefill + output tokens + activation peak + reserve."""
     mode, crops = split_label(label)
     key = (model, mode, crops, batch)
-    full = (*key, prefill_tokens + output_tokens, dtype, spec.mem_bytes)
+    full = (*key, prefill_tokens + output_tokens, dtype, spec.capacity_bytes)
     done = _PLANS.get(full)
     if done is not None:
         return done
@@ -47,7 +47,7 @@ def point_memory(model: str, label: str, batch: int, prefill_tokens: int, output
     trace, logits = hit
     lm = load_model(model)
     done = memory_plan(trace, lm.params, batch, prefill_tokens + output_tokens, dtype,
-                       kv_per_token_of(lm.text_config), spec.mem_bytes, logits)
+                       kv_per_token_of(lm.text_config), spec.capacity_bytes, logits)
     _PLANS[full] = done
     return done
 
@@ -62,5 +62,5 @@ def annotate(rows: Sequence[Mapping[str, Any]], model: str, specs: Mapping[str, 
         mem = point_memory(model, r["mode"], int(r["batch"]), int(r["prefill_tokens"]), int(r["output_tokens"]),
                            spec, dtype)
         out.append(dict(r) | {"weight_dtype": dtype, "memory_total_bytes": int(mem["total_bytes"]),
-                              "device_memory_bytes": int(spec.mem_bytes), "fits": bool(mem["fits"])})
+                              "device_memory_bytes": int(spec.capacity_bytes), "fits": bool(mem["fits"])})
     return out

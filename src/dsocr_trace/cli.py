@@ -67,6 +67,19 @@ def _root(
     """What DeepSeek-OCR costs, op by op, from a meta-device trace: FLOPs, bytes, memory, time."""
 
 
+MemUtilOpt = Annotated[float, typer.Option(
+    "--gpu-memory-utilization", help="Share of the GPU's allocatable memory a point may use, in (0, 1] (as "
+                                     "vLLM's option; 1: all that torch can allocate).")]
+
+
+def _set_memory_utilization(x: float) -> None:
+    from dsocr_trace.hardware.spec import MEMORY_UTILIZATION
+
+    if not 0 < x <= 1:
+        raise UserError(f"--gpu-memory-utilization {x:g} is outside (0, 1]: give a share such as 0.9")
+    MEMORY_UTILIZATION.set(x)
+
+
 ModelOpt = Annotated[str, typer.Option("--model", help="Hub id shipped offline, or PATH to config.json / folder.")]
 ModeOpt = Annotated[Mode, typer.Option("--mode", case_sensitive=False,
                                        help="Resolution mode: tiny 512, small 640, base 1024, large 1280 px, "
@@ -124,10 +137,12 @@ def analyze(
     html: Annotated[Path | None, typer.Option(help="Write a single-file interactive HTML report (.html).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else "
                                                           "there; warnings stay on stderr).")] = False,
+    gpu_memory_utilization: MemUtilOpt = 1.0,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
 
+    _set_memory_utilization(gpu_memory_utilization)
     train = train_config(phase, optimizer=optimizer, trainable=trainable, lora_rank=lora_rank,
                          checkpointing=checkpointing, precision=precision)
     analyze_command(model=model, mode=mode.value, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
@@ -161,11 +176,13 @@ def sweep(
     plots: Annotated[Path | None, typer.Option(help="Folder for sweep_pages.png, sweep_latency.png and "
                                                     "sweep_ttft.png.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write an interactive HTML explorer of the points.")] = None,
+    gpu_memory_utilization: MemUtilOpt = 1.0,
 ) -> None:
     """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once. Prints the
     best points and marks those that do not fit in GPU memory."""
     from dsocr_trace.runner import sweep_command
 
+    _set_memory_utilization(gpu_memory_utilization)
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
                   execution=execution, out=out, force=force, plots=plots, html=html)
 
@@ -189,11 +206,13 @@ def plan(
     out: Annotated[Path | None, typer.Option(help="Write every evaluated point (.csv, .parquet) or the whole "
                                                   "answer (.json).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    gpu_memory_utilization: MemUtilOpt = 1.0,
 ) -> None:
     """Which GPUs, executions and batch sizes meet a TTFT and per-token latency target (and fit in memory).
     Exit code 1 when nothing does."""
     from dsocr_trace.planner import plan_command
 
+    _set_memory_utilization(gpu_memory_utilization)
     result = plan_command(model=model, mode=mode.value, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
                           tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
                           executions=executions, max_batch=max_batch, out=out, force=force)

@@ -99,6 +99,10 @@ def sweep_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         dtypes = sorted({str(r.get("weight_dtype", "?")) for r in rows})
         lines.append(f"MoE routing: {', '.join(routing)}; weights {', '.join(dtypes)} (memory)")
     datasheet = sorted(d for d, s in by_dev.items() if profile_kind(s) == "datasheet")
+    moved = sorted(d for d, s in by_dev.items() if profile_kind(s) == "transferred")
+    if moved:
+        lines.append(f"warning: {', '.join(moved)} priced from another GPU's calibration by the cross-GPU model "
+                     "(not calibrated on that GPU): run `dsocr-trace calibrate` there for measured numbers")
     if datasheet:
         lines.append(f"warning: {', '.join(datasheet)} priced from datasheet figures only (not calibrated on that "
                      "GPU): run `dsocr-trace calibrate` there for measured numbers")

@@ -28,6 +28,7 @@ from dsocr_trace.hardware.profile import (
 )
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.kernels.query import query_of
+from dsocr_trace.kernels.transfer import carry
 from dsocr_trace.trace.ir import OpNode
 
 # Cost.shape["dtype"] spellings -> DeviceSpec.peaks_by_dtype keys
@@ -38,9 +39,6 @@ _DTYPE_PEAK = {
     "tf32": "tf32",
     "float32": "fp32", "fp32": "fp32",
 }
-# transfers between GPUs: the fraction of the measured bandwidth a kernel must reach before its time follows the
-# bandwidth, and the fraction at which all of it does (predict.kernel_time)
-BW_KNEE, BW_FULL = 0.5, 0.95
 # kinds whose kernels slow down when an operand is strided or broadcast (see Profile.strided_penalty)
 _STRIDE_SENSITIVE = ("copy", "elementwise")
 
@@ -105,20 +103,15 @@ def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, node: OpNode | N
         return _modelled(cost, spec, profile)
     model = profile.model
     if model is not None:
-        e = model.estimate(query_of(node, cost))
+        q = query_of(node, cost)
+        e = model.estimate(q)
         if e is not None:
             sec, comp, mem = e.seconds, e.compute_s, e.memory_s
             tag = "calibrated"
             if profile.transfer is not None:
-                # same SMs and clocks: only the time spent streaming device memory moves, by the measured
-                # bandwidth ratio. A kernel is bandwidth-limited only as it nears the measured copy bandwidth:
-                # below half of it (latency, issue or compute limits) it does not move; from there its bound
-                # share rises linearly to all of it at 95% (a weight-streaming GEMV).
-                r = profile.transfer.bw_ratio
-                reached = mem / sec if sec > 0 else 0.0
-                share = min(1.0, max(0.0, (reached - BW_KNEE) / (BW_FULL - BW_KNEE)))
-                sec *= 1.0 - share + share / r
-                mem /= r
+                # a GPU nobody calibrated: the source's estimate carried by the cross-GPU model
+                e = carry(e, q, profile.transfer.src, profile.transfer.dst, e.tile)
+                sec, comp, mem = e.seconds, e.compute_s, e.memory_s
                 tag = "transferred"
             launch = profile.launch_s * cost.kernels
             bound = "launch" if sec <= 1.5 * launch else ("memory" if mem >= comp else "compute")

@@ -190,7 +190,7 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     kv_tok = kv_per_token_of(load_model(analysis.model_id).model.model.config.text_config)
     logits = logits_bytes_of(analysis.traces["prefill"])
     mem = memory_plan(analysis.traces["prefill"], analysis.params, wl.batch, wl.prefill_tokens + wl.output_tokens,
-                      weight_dtype, kv_tok, spec.mem_bytes, logits)
+                      weight_dtype, kv_tok, spec.capacity_bytes, logits)
     request = {
         "batch": wl.batch,
         "output_tokens": wl.output_tokens,
@@ -208,7 +208,8 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     bounds = Counter(r["bound"] for r in nodes["decode"])
     return {
         "device": {"key": spec.key, "name": spec.name, "tc_flops": spec.tc_flops, "cc_flops": spec.cc_flops,
-                   "mem_bw": spec.mem_bw, "mem_bytes": spec.mem_bytes, "sm_count": spec.sm_count},
+                   "mem_bw": spec.mem_bw, "mem_bytes": spec.mem_bytes, "usable_bytes": spec.usable_bytes,
+                   "capacity_bytes": spec.capacity_bytes, "sm_count": spec.sm_count},
         **ph,
         "weight_dtype": weight_dtype,
         "decode_fit": {"kv_points": fit.kvs,

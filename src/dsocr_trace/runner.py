@@ -228,6 +228,13 @@ def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) 
     if prov and not prov["calibrated"]:
         out.append(f"times on {preds['device']['name']} come from datasheet figures only (spec-default profile, "
                    "not measured on this GPU): calibrate it with `dsocr-trace calibrate` and pass --profile")
+    elif prov and prov["kind"] == "transferred":
+        assumed = prov.get("assumed_figures") or []
+        figs = f"; assumed, not measured: {', '.join(assumed)}" if assumed else ""
+        out.append(f"times on {preds['device']['name']} are carried from the {prov.get('transferred_from')} "
+                   f"calibration by the cross-GPU model (not calibrated on this GPU{figs}; validated on H200 SM "
+                   "partitions at 4-6% median per stage): calibrate it with `dsocr-trace calibrate` for measured "
+                   "numbers")
     mem = preds.get("memory") or {}
     if mem and not mem.get("fits", True):
         out.append(f"the request needs {mem['total_bytes'] / GIB:.1f} GiB but {preds['device']['name']} has "
@@ -382,7 +389,7 @@ def add_train_section(report: dict[str, Any], model: str, wl: Any, cfg: Any, opt
     from dsocr_trace.train.memory import train_memory
 
     ta = run_train_analysis(model, wl, cfg, opts)
-    memory = train_memory(ta.trace, ta.omitted_params_bytes, hw[0].mem_bytes if hw is not None else None)
+    memory = train_memory(ta.trace, ta.omitted_params_bytes, hw[0].capacity_bytes if hw is not None else None)
     predictions = None
     if hw is not None:
         from dsocr_trace.train.predict import predict_train

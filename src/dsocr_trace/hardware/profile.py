@@ -25,7 +25,7 @@ from attrs import evolve, field, frozen
 
 from dsocr_trace.costs.base import KINDS
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.hardware.spec import DeviceSpec, GpuFigures
 
 SCHEMA = "dsocr-trace/profile/2"
 # kinds that take device time: view is free and sync only stalls the host
@@ -128,10 +128,17 @@ class KindCurves:
 
 @frozen
 class Transfer:
-    """A calibrated profile moved to another GPU of the same architecture."""
+    """A profile calibrated on one GPU (src) moved to another (dst) by the cross-GPU model (kernels.transfer)."""
 
     source_device: str  # catalog key of the GPU it was measured on
-    bw_ratio: float  # measured copy bandwidth of the target over that of the source
+    src: GpuFigures
+    dst: GpuFigures
+    assumed: tuple[str, ...] = ()  # the target's figures nobody measured (datasheet x the calibrated cards' ratio)
+
+    @property
+    def bw_ratio(self) -> float:
+        """Copy bandwidth of the target over that of the source."""
+        return self.dst.mem_bw / self.src.mem_bw
 
 
 @frozen
@@ -185,9 +192,11 @@ class Profile:
             from dsocr_trace.kernels.base import Hw
             from dsocr_trace.kernels.model import PerfModel, cached_points
 
-            # fitted against the card it was measured on; a transfer scales the estimates (predict.kernel_time)
-            bw = self.mem_bw / self.transfer.bw_ratio if self.transfer is not None else self.mem_bw
-            hw = Hw(tc_flops=self.tc_flops, mem_bw=bw, sm_count=self.sm_count, floor_s=self.launch_s)
+            # fitted against the card it was measured on; a transfer carries the estimates (predict.kernel_time)
+            t = self.transfer
+            hw = Hw(tc_flops=t.src.tc_flops, mem_bw=t.src.mem_bw, sm_count=t.src.sm_count, floor_s=t.src.floor_s) \
+                if t is not None else Hw(tc_flops=self.tc_flops, mem_bw=self.mem_bw, sm_count=self.sm_count,
+                                         floor_s=self.launch_s)
             self.cache.append(PerfModel(cached_points(self.sweep), hw, factors=self.factors))
         return self.cache[0]
 
@@ -202,6 +211,7 @@ class Profile:
         if self.transfer is not None:
             out["transferred_from"] = self.transfer.source_device
             out["bw_ratio"] = self.transfer.bw_ratio
+            out["assumed_figures"] = list(self.transfer.assumed)
         return out
 
     @property
@@ -209,8 +219,12 @@ class Profile:
         if self.source == "calibrated":
             return f"calibrated on {self.gpu or self.device} ({(self.date or '')[:10]})"
         if self.source == "transferred" and self.transfer is not None:
-            return (f"calibrated on {self.transfer.source_device} ({(self.date or '')[:10]}), transferred to "
-                    f"{self.device} (memory x{1 / self.transfer.bw_ratio:.3f})")
+            t = self.transfer
+            figs = "datasheet figures only" if len(t.assumed) >= 3 else (
+                "measured figures" if not t.assumed else f"measured figures, {', '.join(t.assumed)} assumed")
+            return (f"calibrated on {t.source_device} ({(self.date or '')[:10]}), transferred to {self.device} "
+                    f"({figs}: {t.dst.tc_flops / 1e12:.0f} TFLOP/s, {t.dst.mem_bw / 1e9:.0f} GB/s, "
+                    f"{t.dst.sm_count} SMs)")
         return f"datasheet only ({self.device})"
 
 
@@ -334,48 +348,78 @@ def document_bytes(doc: Mapping[str, Any]) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
-# measured copy bandwidth (read + written, large device-to-device copy) of the cards calibrated here: what a
-# transfer between them scales the memory side by
-MEASURED_COPY_BW = {"h100": 3.032e12, "h200": 4.225e12}
+def source_figures(profile: Profile, spec: DeviceSpec | None = None) -> GpuFigures:
+    """A calibrated profile's own GPU in transfer quantities: its measured peaks, SMs and floor."""
+    clock = spec.boost_clock_hz if spec is not None and spec.boost_clock_hz else 0.0
+    peak = spec.tc_flops if spec is not None else profile.tc_flops
+    return GpuFigures(profile.tc_flops, profile.mem_bw, profile.sm_count, clock, profile.launch_s, peak)
 
 
-def transfer_profile(profile: Profile, target: DeviceSpec, target_bw: float | None = None) -> Profile:
-    """A calibrated profile moved to `target`: the memory side of every kernel scales by the ratio of measured
-    copy bandwidths (the target's measured figure when known, else its datasheet bandwidth scaled as the
-    source's was); compute, launch and host terms stay."""
+def transfer_profile(profile: Profile, target: DeviceSpec, figures: GpuFigures | None = None,
+                     source: GpuFigures | None = None) -> Profile:
+    """A calibrated profile moved to `target` by the cross-GPU model (kernels.transfer). The target's figures:
+    `figures` (measured on it, e.g. by `calibrate --quick`), else what its spec gives (measured where the file
+    has them, its datasheet x what the calibrated cards reach otherwise). `source`: the calibrated card's figures
+    measured the same way as `figures` (a ratio of two figures taken by one method), else the profile's peaks.
+    Host costs stay: they belong to the host, not the GPU (request.host band)."""
+    if profile.transfer is not None:
+        raise ValueError("transfer a calibrated profile, not a transferred one")
     src = profile.device or "?"
-    if target_bw is None:
-        target_bw = MEASURED_COPY_BW.get(target.key)
-    if target_bw is None:  # a card never measured: its datasheet bandwidth, derated as the source's was
-        target_bw = profile.mem_bw * target.mem_bw / _datasheet_bw(src, profile.mem_bw)
-    ratio = target_bw / profile.mem_bw
-    moved = evolve(profile, source="transferred", device=target.key, mem_bw=target_bw,
-                   transfer=Transfer(source_device=src, bw_ratio=ratio), cache=[])
-    return moved
+    src_fig = source or source_figures(profile, _catalog_spec(src))
+    dst = figures or target.gpu_figures
+    assumed = tuple(target.assumed_figures()) if figures is None else ()
+    return evolve(profile, source="transferred", device=target.key, tc_flops=dst.tc_flops, mem_bw=dst.mem_bw,
+                  sm_count=dst.sm_count, launch_s=dst.floor_s, transfer=Transfer(src, src_fig, dst, assumed),
+                  cache=[])
 
 
-def _datasheet_bw(device: str, fallback: float) -> float:
+def _catalog_spec(device: str) -> DeviceSpec | None:
     from dsocr_trace.hardware.spec import load_device
 
     try:
-        return load_device(device).mem_bw
+        return load_device(device)
     except UserError:
-        return fallback
+        return None
 
 
 # GPUs whose measured profile ships with the package (gzipped profile/2 documents)
 _PACKAGED = {"h100": "h100.json.gz", "h200": "h200.json.gz"}
 
 
-def packaged_profile(spec: DeviceSpec) -> Profile:
-    """The best profile the package has for a catalog GPU: measured on it, else the datasheet defaults."""
+def _packaged(key: str, spec: DeviceSpec) -> Profile | None:
     from importlib import resources
 
-    name = _PACKAGED.get(spec.key)
-    if name is None or not spec.origin.startswith("catalog"):
-        return default_profile(spec)
+    name = _PACKAGED.get(key)
+    if name is None:
+        return None
     path = resources.files("dsocr_trace.hardware").joinpath("profiles", name)
     if not path.is_file():
+        return None
+    return profile_from_document(read_document(str(path)), spec, f"packaged profile {name}", file=name)
+
+
+def balance(tc_flops: float, mem_bw: float) -> float:
+    """FLOP per byte at which a kernel turns from bandwidth- to compute-bound."""
+    return tc_flops / mem_bw
+
+
+def packaged_profile(spec: DeviceSpec) -> Profile:
+    """The best profile the package has for a GPU: measured on it (a catalog GPU with a packaged calibration),
+    else the packaged calibration whose compute-to-bandwidth balance is nearest, carried to it by the cross-GPU
+    model (its figures as the spec gives them: measured where known, assumed otherwise)."""
+    from dsocr_trace.hardware.spec import load_device
+
+    if spec.origin.startswith("catalog"):
+        own = _packaged(spec.key, spec)
+        if own is not None:
+            return own
+    target = balance(spec.achievable_tc_flops, spec.achievable_mem_bw)
+    sources = []
+    for key in sorted(_PACKAGED):
+        src_spec = load_device(key)
+        prof = _packaged(key, src_spec)
+        if prof is not None:
+            sources.append((abs(math.log(balance(prof.tc_flops, prof.mem_bw) / target)), key, prof))
+    if not sources:
         return default_profile(spec)
-    doc = read_document(str(path))
-    return profile_from_document(doc, spec, f"packaged profile {name}", file=name)
+    return transfer_profile(min(sources)[2], spec)

@@ -27,7 +27,7 @@ def _describe(kind: str, source: str, gpu: str | None, date: str | None) -> str:
     on = f" on {gpu}" if gpu else ""
     when = f", {date[:10]}" if date else ""
     if kind == TRANSFERRED:
-        return f"calibrated{on}{when}, moved to this GPU by its measured bandwidth ({source})"
+        return f"calibrated{on}{when}, carried to this GPU by the cross-GPU model ({source})"
     return f"calibrated{on}{when} ({source})"
 
 

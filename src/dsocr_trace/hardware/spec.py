@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dsocr_trace.errors import UserError, close_names, from_validation
@@ -41,8 +42,40 @@ REQUIRED_NUMBERS: dict[str, str] = {
 OPTIONAL_NUMBERS: dict[str, str] = {
     "tc_fp8_dense_tflops": "give the dense FP8 tensor-core TFLOP/s, or null where the GPU has no FP8",
     "tensor_clock_mhz": "give the clock the tensor-core figures assume in MHz, or leave the field out",
+    # measured figures (public benchmarks or `dsocr-trace calibrate --quick`): what a GPU reaches, beside what
+    # its datasheet promises; each one known replaces an assumption of the cross-GPU model
+    "measured_matmul_tflops": "give a measured dense BF16 matmul rate in TFLOP/s (a large square product, "
+                              "e.g. 8192^3), or leave the field out",
+    "measured_copy_gbs": "give a measured device-to-device copy bandwidth in GB/s (bytes read + written), "
+                         "or leave the field out",
+    "kernel_floor_us": "give the measured time of a tiny kernel back to back in microseconds, or leave the "
+                       "field out",
+    "usable_memory_gib": "give the memory a program can allocate in GiB (torch.cuda.get_device_properties(0)"
+                         ".total_memory / 2**30), or leave the field out",
 }
+# Assumptions for a figure nobody measured, from the cards measured here (H100 SXM5, H200 SXM): the large BF16
+# matmul reaches 0.81 / 0.78 of the dense datasheet peak, a large copy 0.90 / 0.89 of the datasheet bandwidth,
+# and a program can allocate 0.990 / 0.991 of the memory the datasheet quotes (the rest is reserved).
+ASSUMED_MATMUL_FRACTION = 0.80
+ASSUMED_COPY_FRACTION = 0.895
+ASSUMED_USABLE_FRACTION = 0.99
+DEFAULT_KERNEL_FLOOR_S = 1.9e-6  # measured 1.84 (H200) and 1.94 us (H100)
 DEVICE_SUFFIXES = (".yaml", ".yml", ".json")
+# The share of a GPU's allocatable memory a run may plan for (vLLM's gpu_memory_utilization): set once per run
+# (CLI --gpu-memory-utilization, a service request) and read by DeviceSpec.capacity_bytes, the one fit check.
+MEMORY_UTILIZATION: ContextVar[float] = ContextVar("memory_utilization", default=1.0)
+
+
+@frozen
+class GpuFigures:
+    """A GPU in the quantities that carry kernel times between GPUs."""
+
+    tc_flops: float  # dense BF16 FLOP/s a large matmul reaches (measured or assumed)
+    mem_bw: float  # B/s a large copy reaches (read + written)
+    sm_count: int
+    clock_hz: float  # SM boost clock
+    floor_s: float  # a tiny kernel back to back
+    peak_tc_flops: float  # the datasheet's dense BF16 rate (what short kernels run at per SM)
 
 
 @frozen
@@ -68,6 +101,50 @@ class DeviceSpec:
     origin: str = ""  # "catalog:<file>" or the user file path
     # the file's numeric fields as written (vendor units): the round trip to a file is exact
     figures: dict[str, float | None] = field(factory=dict)
+
+    def measured(self, name: str) -> float | None:
+        """A measured figure of the file (vendor units), None when it gives none."""
+        return self.figures.get(name)
+
+    @property
+    def achievable_tc_flops(self) -> float:
+        """Dense BF16 FLOP/s a large matmul reaches: measured, else the datasheet peak x the fraction measured
+        on the calibrated cards."""
+        x = self.measured("measured_matmul_tflops")
+        return si(x, 12) if x else self.tc_flops * ASSUMED_MATMUL_FRACTION
+
+    @property
+    def achievable_mem_bw(self) -> float:
+        """Copy bandwidth (B/s, read + written) a large copy reaches: measured, else datasheet x fraction."""
+        x = self.measured("measured_copy_gbs")
+        return si(x, 9) if x else self.mem_bw * ASSUMED_COPY_FRACTION
+
+    @property
+    def kernel_floor_s(self) -> float:
+        x = self.measured("kernel_floor_us")
+        return si(x, -6) if x else DEFAULT_KERNEL_FLOOR_S
+
+    @property
+    def usable_bytes(self) -> float:
+        """Memory a program can allocate: measured, else the datasheet size x the fraction measured."""
+        x = self.measured("usable_memory_gib")
+        return x * GIB if x else self.mem_bytes * ASSUMED_USABLE_FRACTION
+
+    @property
+    def capacity_bytes(self) -> float:
+        """What a point may use: the allocatable memory x the run's memory utilization (MEMORY_UTILIZATION)."""
+        return self.usable_bytes * MEMORY_UTILIZATION.get()
+
+    @property
+    def gpu_figures(self) -> GpuFigures:
+        """This GPU in the cross-GPU model's quantities: measured where the file has them, assumed otherwise."""
+        return GpuFigures(self.achievable_tc_flops, self.achievable_mem_bw, self.sm_count, self.boost_clock_hz,
+                          self.kernel_floor_s, self.tc_flops)
+
+    def assumed_figures(self) -> list[str]:
+        """The figures the cross-GPU model assumes because nobody measured them for this GPU."""
+        return [n for n in ("measured_matmul_tflops", "measured_copy_gbs", "kernel_floor_us", "usable_memory_gib")
+                if not self.measured(n)]
 
 
 def si(value: float, exponent: int) -> float:
@@ -169,6 +246,10 @@ class DeviceFile(BaseModel):
     tc_fp8_dense_tflops: float | None = Field(default=None, gt=0, le=MAX_TFLOPS)
     tf32_dense_tflops: float = _tflops()
     fp32_cuda_core_tflops: float = _tflops()
+    measured_matmul_tflops: float | None = Field(default=None, gt=0, le=MAX_TFLOPS)
+    measured_copy_gbs: float | None = Field(default=None, gt=0, le=MAX_GBS)
+    kernel_floor_us: float | None = Field(default=None, gt=0, le=1000)
+    usable_memory_gib: float | None = Field(default=None, gt=0, le=MAX_GB)
     accumulate_note: str = ""
     sources: dict[str, str] | None = None
 
@@ -184,6 +265,39 @@ _FILE_HINT = "start again from a catalog file (`dsocr-trace devices --export h10
 _NUMERIC = (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS)
 
 
+# Lower bounds no GPU that runs this model falls under: a figure below one is a unit slip (TB/s written where
+# GB/s is asked, GHz for MHz), caught with the value it probably meant. (field, floor, unit, scale, written as)
+_PLAUSIBLE_FLOORS: tuple[tuple[str, float, str, float, str], ...] = (
+    ("mem_bw_gbs", 50.0, "GB/s", 1000.0, "TB/s"),
+    ("measured_copy_gbs", 50.0, "GB/s", 1000.0, "TB/s"),
+    ("boost_clock_mhz", 100.0, "MHz", 1000.0, "GHz"),
+    ("tensor_clock_mhz", 100.0, "MHz", 1000.0, "GHz"),
+    ("tc_bf16_dense_tflops", 1.0, "TFLOP/s", 1000.0, "PFLOP/s"),
+    ("measured_matmul_tflops", 1.0, "TFLOP/s", 1000.0, "PFLOP/s"),
+    ("memory_gb", 1.0, "GB", 1000.0, "TB"),
+    ("l2_mb", 0.25, "MB", 1000.0, "GB"),
+)
+
+
+def check_plausible(f: DeviceFile, where: str) -> None:
+    """Unit slips and measured figures that contradict the datasheet, as one-line errors with the fix."""
+    for name, floor, unit, scale, other in _PLAUSIBLE_FLOORS:
+        x = getattr(f, name)
+        if x is not None and x < floor:
+            raise _fail(where, name, f"is {x:g} {unit}, below any GPU this model runs on",
+                        f"did you mean {x * scale:g} {unit} (the figure written in {other})?")
+    if f.measured_copy_gbs is not None and f.measured_copy_gbs > 1.2 * f.mem_bw_gbs:
+        raise _fail(where, "measured_copy_gbs", f"is {f.measured_copy_gbs:g} GB/s, above the datasheet's "
+                    f"{f.mem_bw_gbs:g} GB/s", "a copy cannot outrun the memory: check both figures")
+    if f.measured_matmul_tflops is not None and f.measured_matmul_tflops > 2 * f.tc_bf16_dense_tflops:
+        raise _fail(where, "measured_matmul_tflops", f"is {f.measured_matmul_tflops:g} TFLOP/s, over twice the "
+                    f"dense datasheet peak ({f.tc_bf16_dense_tflops:g})",
+                    "give the dense BF16 rate with FP32 accumulate (not a sparse or FP8 figure)")
+    if f.usable_memory_gib is not None and f.usable_memory_gib > f.memory_gb * 1.0001:
+        raise _fail(where, "usable_memory_gib", f"is {f.usable_memory_gib:g} GiB, more than the card's "
+                    f"{f.memory_gb:g} GB", "give total_memory / 2**30 as torch reports it")
+
+
 def _strip_name(v: Any) -> Any:
     return v.strip() if isinstance(v, str) else v
 
@@ -194,6 +308,7 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
         f = DeviceFile.model_validate({k: _strip_name(v) if k == "name" else v for k, v in data.items()})
     except ValidationError as exc:
         raise from_validation(exc, where, DeviceFile, _FILE_HINTS, _FILE_HINT) from None
+    check_plausible(f, where)
     bad = sorted(set(f.sources or {}) - set(_NUMERIC))
     if bad:
         near = close_names(bad[0], _NUMERIC)
@@ -232,6 +347,23 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
         origin=where,
         figures=figures,
     )
+
+
+_MEASURED_FIELDS = ("measured_matmul_tflops", "measured_copy_gbs", "kernel_floor_us", "usable_memory_gib")
+
+
+def partition_of(spec: DeviceSpec, sms: int) -> DeviceSpec:
+    """An SM partition of `spec` (a CUDA green context of `sms` SMs) as a GPU of its own: compute peaks scale
+    with the SMs; memory, L2 and clock are the card's; the card's measured figures do not apply to it."""
+    if not 0 < sms <= spec.sm_count:
+        raise UserError(f"a partition of {spec.name} needs 1 to {spec.sm_count} SMs, not {sms}: give a count "
+                        "in that range")
+    f = sms / spec.sm_count
+    figures = {k: v for k, v in spec.figures.items() if k not in _MEASURED_FIELDS}
+    return evolve(spec, key=f"{spec.key}-{sms}sm", name=f"{spec.name} ({sms} of {spec.sm_count} SMs)",
+                  sm_count=sms, tc_flops=spec.tc_flops * f, cc_flops=spec.cc_flops * f,
+                  peaks_by_dtype={k: v * f for k, v in spec.peaks_by_dtype.items()}, figures=figures, aliases=(),
+                  origin=f"partition of {spec.origin}")
 
 
 def spec_to_dict(spec: DeviceSpec) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class Estimate:
     memory_s: float  # ideal memory time
     efficiency: float  # ideal / seconds on the binding side
     how: str  # "class", "nearest-class", "pattern", "kind", "roofline"
+    tile: tuple[int, int] | None = None  # (tm, tn) of the kernel the family assumed, where it knows tiles
 
 
 def roofline(q: Query, hw: Hw) -> tuple[float, float]:

@@ -105,4 +105,4 @@ class GemmFamily:
         tile = cl.tiles[cl.curve.nearest(x)] if self.use_tiles else None
         c, m = ideal(q, self.hw, tile)
         sec = max(c, m) / max(eff, 1e-6)
-        return Estimate(sec, c, m, eff, how)
+        return Estimate(sec, c, m, eff, how, tile)

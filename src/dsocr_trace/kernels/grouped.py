@@ -88,4 +88,4 @@ class GroupedFamily:
         eff = scatter.at(features(q))
         tile = tiles[int(order.y[order.nearest(q.x[0])])]
         c, m = ideal(q, self.hw, tile)
-        return Estimate(max(c, m) / max(eff, 1e-6), c, m, eff, how)
+        return Estimate(max(c, m) / max(eff, 1e-6), c, m, eff, how, tile)

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from dsocr_trace.hardware.spec import DeviceSpec, GpuFigures
+
 T = TypeVar("T")
 # the SM count of the green context the calling thread runs in (None: the whole device)
 _ACTIVE: dict[int, int] = {}
@@ -123,6 +125,14 @@ def measure_figures() -> dict[str, Any]:
     out.update(bench_host(dev))
     out["elapsed_s"] = time.perf_counter() - t0
     return out
+
+
+def gpu_figures_of(record: dict[str, Any], spec: DeviceSpec) -> GpuFigures:
+    """The cross-GPU model's figures (hardware.spec.GpuFigures) of a figures.json record, for `spec` (the card
+    or partition it was measured on: SMs, clock and datasheet rate come from the spec)."""
+    f = record["figures"]
+    return GpuFigures(f["matmul_8192_tflops"] * 1e12, f["copy_gbs"] * 1e9, spec.sm_count, spec.boost_clock_hz,
+                      f["launch_s"], spec.tc_flops)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,135 @@
+"""Carrying a kernel's time from the GPU it was calibrated on (source) to a GPU nobody calibrated (target).
+
+The families are fitted on the source. A target is described by quantities that carry between GPUs
+(`GpuFigures`: SMs, clock, datasheet and measured BF16 rate, copy bandwidth, kernel floor), measured where known
+and assumed otherwise. One kernel's source time t_S is split in two:
+
+* the fixed floor (launch, ramp, teardown), which is replaced by the target's: floor_T + (t_S - floor_S) * rho;
+* the body, scaled by rho = (1 - s_m) * r_work + s_m * bw_S / bw_T, and never faster than the target's SMs can
+  issue the kernel's bytes (sm_stream_s):
+  - r_work, the work per SM: waves = ceil(units / SMs) on each GPU, units being output tiles for tiled
+    tensor-core kernels (GEMM, convolution, grouped GEMM, prefill attention) and blocks of BLOCK_BYTES for
+    memory-bound kernels (and decode attention, whose split-KV grid follows the SMs); times the ratio of per-SM
+    rates: for tensor kernels the datasheet per-SM rate for short kernels, moving (log of the source time, from
+    RATE_SHORT_S to RATE_LONG_S) to the measured large-matmul rate per SM for long ones (a long kernel runs at
+    the clock the card can hold under load, a short one at boost); for memory kernels the clock ratio;
+    Decode attention has no waves: its split-KV grid is sized to the SMs, so only its streaming part moves;
+  - s_m, the share of the body that streams device memory: 0 below BW_KNEE of the source's copy bandwidth
+    (latency, issue or compute limits), rising linearly to 1 at BW_FULL (a weight-streaming GEMV);
+  - the SM-side limit: SMs x clock x bytes per SM-cycle (a constant per kernel kind). Measured: memory kernels
+    over 50 us are 8.0x slower on 16 of 132 SMs, the SM ratio, while the copy bandwidth drops only 3.5x: on the
+    full H200 an element-wise kernel is as SM-limited as it is bandwidth-limited. The limit is taken relative to
+    the source: min(body, its SM time on the source) x the ratio of SM times.
+
+The constants were set on the H200's SM partitions (operator sweep timed inside 16, 32, 66 and 100 SMs against the
+full card, `python scripts/cross_gpu.py`): a grid search on three partitions' op errors, the fourth held out. Three
+of the four folds chose the values below; held out, the partitions' per-stage medians were 4.9/5.6/3.7/4.1%
+(benchmarks/results/cross-gpu). MEMORY_BYTES_PER_SM_CYCLE is at least 13.4 physically: the full H200 runs a large
+add at ~3.5 TB/s on 132 SMs at 1.98 GHz.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dsocr_trace.hardware.spec import GpuFigures
+from dsocr_trace.kernels.base import Estimate
+from dsocr_trace.kernels.query import Query
+
+BW_KNEE, BW_FULL = 0.5, 0.95
+BLOCK_BYTES = 4096  # bytes one block of an element-wise or copy kernel moves (256 threads x 16 B)
+RATE_SHORT_S, RATE_LONG_S = 3e-6, 30e-6
+DEFAULT_TILE = (128, 128)
+GROUPED_TILE = (128, 256)
+ATTN_Q_TILE = 128  # query rows per flash-attention block
+# bytes an SM moves per cycle at most, element-wise / copy kernels (LSU issue) and tensor-core kernels (TMA,
+# cp.async); a kernel cannot stream faster than SMs x clock x this, however fast the memory
+MEMORY_BYTES_PER_SM_CYCLE = 20.0
+TENSOR_BYTES_PER_SM_CYCLE = 32.0
+DEFAULT_CLOCK_HZ = 1.8e9
+# how far a memory-bound kernel's waves follow the SMs, by kind: element-wise and copies fully (1); row-wise
+# reductions (norms, softmax, sums) and index gathers less (a block per row, rows bounded by latency chains, not
+# by the SMs: on 16 of 132 SMs a large layer norm is 6.0x slower where an add is 8.0x); sorts and histograms
+# not at all (single-block or multi-pass kernels whose passes are latency-bound)
+ROWWISE_SM_EXPONENT = 0.5
+SORT_SM_EXPONENT = 0.0
+
+
+def bandwidth_share(e: Estimate) -> float:
+    """Share of a kernel's source time that streams device memory (0..1)."""
+    if e.seconds <= 0:
+        return 0.0
+    reached = e.memory_s / e.seconds
+    return min(1.0, max(0.0, (reached - BW_KNEE) / (BW_FULL - BW_KNEE)))
+
+
+def tiled_units(q: Query, tile: tuple[int, int] | None) -> float | None:
+    """Output tiles of a tensor-core kernel (None: not a tiled kernel)."""
+    if q.family in ("gemm", "conv") and q.detail:
+        m, n, _k, batch = q.detail
+        tm, tn = tile or DEFAULT_TILE
+        return float(batch * math.ceil(m / tm) * math.ceil(n / tn))
+    if q.family == "grouped_gemm" and q.detail:
+        rows, n, _k = q.detail
+        tm, tn = tile or GROUPED_TILE
+        return float(sum(math.ceil(r / tm) for r in rows if r > 0) * math.ceil(n / tn))
+    if q.family == "attention" and q.detail:
+        b, h, tq, _tk, _d = q.detail
+        if tq <= 1:
+            return None
+        return float(b * h * math.ceil(tq / ATTN_Q_TILE))
+    return None
+
+
+def _waves(units: float, sms: int) -> float:
+    return float(math.ceil(units / max(sms, 1))) if units > 0 else 1.0
+
+
+def rate_ratio(seconds: float, src: GpuFigures, dst: GpuFigures) -> float:
+    """Per-SM tensor time on the target over the source, for a kernel of `seconds` on the source."""
+    short = (src.peak_tc_flops / src.sm_count) / (dst.peak_tc_flops / dst.sm_count)
+    long = (src.tc_flops / src.sm_count) / (dst.tc_flops / dst.sm_count)
+    s = min(1.0, max(0.0, math.log(max(seconds, 1e-12) / RATE_SHORT_S) / math.log(RATE_LONG_S / RATE_SHORT_S)))
+    return short ** (1.0 - s) * long ** s
+
+
+def work_ratio(q: Query, seconds: float, src: GpuFigures, dst: GpuFigures,
+               tile: tuple[int, int] | None = None) -> float:
+    """How the non-streaming part of a kernel's time scales from src to dst."""
+    units = tiled_units(q, tile)
+    if units is not None:
+        return _waves(units, dst.sm_count) / _waves(units, src.sm_count) * rate_ratio(seconds, src, dst)
+    clock = src.clock_hz / dst.clock_hz if src.clock_hz > 0 and dst.clock_hz > 0 else 1.0
+    if q.family == "attention":
+        return clock  # decode: the split-KV grid is sized to the SMs, one wave wherever it runs
+    blocks = max(1.0, q.bytes / BLOCK_BYTES)
+    waves = _waves(blocks, dst.sm_count) / _waves(blocks, src.sm_count)
+    kind = q.cls[1] if len(q.cls) > 1 else ""
+    return waves ** (SORT_SM_EXPONENT if kind == "sort" else ROWWISE_SM_EXPONENT if kind in ("reduction", "gather")
+                     else 1.0) * clock
+
+
+def sm_stream_s(q: Query, g: GpuFigures) -> float:
+    """The time the GPU's SMs need to issue a kernel's loads and stores, whatever the memory could deliver:
+    bytes / (SMs x clock x bytes per SM-cycle of the kernel's kind)."""
+    per_cycle = TENSOR_BYTES_PER_SM_CYCLE if tiled_units(q, None) is not None or q.family == "attention" \
+        else MEMORY_BYTES_PER_SM_CYCLE
+    return q.bytes / (max(g.sm_count, 1) * (g.clock_hz or DEFAULT_CLOCK_HZ) * per_cycle)
+
+
+def carry(e: Estimate, q: Query, src: GpuFigures, dst: GpuFigures, tile: tuple[int, int] | None = None) -> Estimate:
+    """The source estimate moved to the target GPU (see the module docstring)."""
+    body = e.seconds - src.floor_s
+    if body <= 0:  # a kernel at or under the source's floor is all floor: it takes the target's
+        sec = e.seconds * dst.floor_s / src.floor_s
+    else:
+        s_m = bandwidth_share(e)
+        r_work = work_ratio(q, e.seconds, src, dst, tile)
+        moved = body * ((1.0 - s_m) * r_work + s_m * src.mem_bw / dst.mem_bw)
+        # the SM-side limit, as far as the source's own time says it can bind
+        issue_src = sm_stream_s(q, src)
+        sec = dst.floor_s + max(moved, min(body, issue_src) * sm_stream_s(q, dst) / issue_src if issue_src > 0
+                                else 0.0)
+    comp = e.compute_s * src.tc_flops / dst.tc_flops
+    mem = e.memory_s * src.mem_bw / dst.mem_bw
+    return Estimate(sec, comp, mem, max(comp, mem) / sec if sec > 0 else 0.0, e.how, e.tile)

@@ -1,0 +1,165 @@
+"""The cross-GPU model (kernels.transfer) and the figures it reads: partitions, measured catalog figures,
+usable memory and the memory-utilization setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from attrs import evolve
+
+from dsocr_trace.errors import UserError
+from dsocr_trace.hardware.profile import packaged_profile, transfer_profile
+from dsocr_trace.hardware.spec import (
+    MEMORY_UTILIZATION,
+    GpuFigures,
+    load_device,
+    load_device_file,
+    partition_of,
+    spec_to_dict,
+)
+from dsocr_trace.kernels.base import Estimate
+from dsocr_trace.kernels.query import Query
+from dsocr_trace.kernels.transfer import bandwidth_share, carry, tiled_units
+
+H200 = GpuFigures(786e12, 4155e9, 132, 1.98e9, 1.9e-6, 989.4e12)
+
+
+def fig(sms: int, tc: float, bw: float, floor: float = 1.9e-6) -> GpuFigures:
+    return GpuFigures(tc, bw, sms, 1.98e9, floor, 989.4e12 * sms / 132)
+
+
+def elementwise(nbytes: float) -> Query:
+    return Query("memory", ("aten.add", "elementwise", "ff", "bf16,bf16>bf16"), (nbytes,), 0.0, nbytes / 6,
+                 nbytes)
+
+
+def gemm(m: int, n: int, k: int) -> Query:
+    return Query("gemm", ("addmm", n, k, 1, True, "bf16"), (float(m),), 2.0 * m * n * k, 0.0,
+                 2.0 * (m * k + n * k + m * n), 1, (m, n, k, 1))
+
+
+def at(q: Query, seconds: float, src: GpuFigures = H200) -> Estimate:
+    """A source estimate of `seconds` whose ideals are the roofline at the source's figures."""
+    return Estimate(seconds, q.tc_flops / src.tc_flops, q.bytes / src.mem_bw, 0.0, "class")
+
+
+def test_same_gpu_is_the_identity() -> None:
+    for q, sec in ((elementwise(64e6), 20e-6), (gemm(4096, 4096, 4096), 200e-6), (elementwise(4096), 2.5e-6)):
+        assert carry(at(q, sec), q, H200, H200).seconds == pytest.approx(sec)
+
+
+def test_a_streaming_kernel_on_fewer_sms_follows_the_sms_not_the_bandwidth() -> None:
+    """Measured on 16 of 132 SMs: a large element-wise kernel is 8.0x slower while the copy bandwidth falls
+    3.5x; the SM-side limit must carry that."""
+    q = elementwise(256e6)
+    src_s = q.bytes / (0.96 * H200.mem_bw)  # at the card's copy bandwidth: fully streaming
+    assert bandwidth_share(at(q, src_s)) == 1.0
+    ratio = carry(at(q, src_s), q, H200, fig(16, 111e12, 1193e9)).seconds / src_s
+    assert 6.0 < ratio < 8.5
+
+
+def test_same_sms_more_bandwidth_moves_only_the_streaming_time() -> None:
+    h100 = GpuFigures(805.7e12, 3031.7e9, 132, 1.98e9, 1.94e-6, 989.4e12)
+    q = elementwise(256e6)
+    src_s = q.bytes / (0.9 * h100.mem_bw)
+    moved = carry(at(q, src_s, h100), q, h100, H200).seconds
+    assert 0.70 < moved / src_s < 0.80  # the bandwidth ratio is 0.73
+    # a latency-bound kernel (far from the bandwidth) does not move
+    small = elementwise(1e6)
+    assert carry(at(small, 10e-6, h100), small, h100, H200).seconds == pytest.approx(10e-6, rel=0.02)
+
+
+def test_a_kernel_at_the_floor_takes_the_targets_floor() -> None:
+    q = elementwise(512)
+    assert carry(at(q, 1.9e-6), q, H200, fig(16, 111e12, 1193e9, floor=1.5e-6)).seconds == pytest.approx(1.5e-6)
+
+
+def test_gemm_waves_follow_tiles_per_sm() -> None:
+    q = gemm(4096, 4096, 4096)
+    assert tiled_units(q, (128, 128)) == 32 * 32
+    src_s = q.tc_flops / 700e12
+    ratio = carry(at(q, src_s), q, H200, fig(32, 219e12, 2194e9), (128, 128)).seconds / src_s
+    # 1024 tiles: 8 waves on 132 SMs, 32 on 32 SMs, at the measured per-SM rates of a long kernel
+    assert ratio == pytest.approx(32 / 8 * (786 / 132) / (219 / 32), rel=0.02)
+
+
+def test_partition_of_scales_compute_not_memory() -> None:
+    card = load_device("h200")
+    p = partition_of(card, 33)
+    assert p.sm_count == 33 and p.tc_flops == pytest.approx(card.tc_flops / 4)
+    assert p.mem_bw == card.mem_bw and p.l2_bytes == card.l2_bytes
+    assert p.assumed_figures() == ["measured_matmul_tflops", "measured_copy_gbs", "kernel_floor_us",
+                                   "usable_memory_gib"]
+    assert packaged_profile(p).transfer is not None  # never the full card's own calibration
+    for bad in (0, 133):
+        with pytest.raises(UserError, match="1 to 132 SMs"):
+            partition_of(card, bad)
+
+
+def test_an_uncalibrated_gpu_is_carried_from_the_nearest_calibration() -> None:
+    prof = packaged_profile(load_device("rtx5090"))
+    assert prof.source == "transferred" and prof.transfer is not None
+    assert prof.transfer.source_device == "h200"  # 235/1530 TFLOP per TB/s is nearest the H200's balance
+    assert prof.transfer.assumed == ("kernel_floor_us",)
+    assert prof.provenance()["assumed_figures"] == ["kernel_floor_us"]
+    assert "transferred to rtx5090" in prof.label and "kernel_floor_us assumed" in prof.label
+    with pytest.raises(ValueError):
+        transfer_profile(prof, load_device("h100"))
+
+
+def test_catalog_cards_carry_measured_figures_with_sources() -> None:
+    for key in ("h100", "h200", "rtx5090"):
+        spec = load_device(key)
+        for name in ("measured_matmul_tflops", "measured_copy_gbs", "usable_memory_gib"):
+            assert spec.measured(name) and name in spec.sources
+    h100 = load_device("h100")
+    assert h100.usable_bytes == pytest.approx(79.18 * 2**30)
+    assert h100.achievable_tc_flops == pytest.approx(805.7e12)
+    a100 = load_device("a100")
+    assert a100.achievable_mem_bw == pytest.approx(a100.mem_bw * 0.895)  # assumed: nobody measured it here
+
+
+def test_memory_utilization_scales_the_fit_check() -> None:
+    h100 = load_device("h100")
+    assert h100.capacity_bytes == pytest.approx(79.18 * 2**30)
+    tok = MEMORY_UTILIZATION.set(0.9)
+    try:
+        assert h100.capacity_bytes == pytest.approx(0.9 * 79.18 * 2**30)
+    finally:
+        MEMORY_UTILIZATION.reset(tok)
+
+
+@pytest.mark.parametrize(("field", "value", "hint"), [
+    ("mem_bw_gbs", 3.35, "did you mean 3350 GB/s"),
+    ("boost_clock_mhz", 1.98, "did you mean 1980 MHz"),
+    ("measured_copy_gbs", 9000.0, "cannot outrun the memory"),
+    ("measured_matmul_tflops", 4000.0, "over twice the dense datasheet peak"),
+    ("usable_memory_gib", 200.0, "more than the card's"),
+])
+def test_implausible_device_figures_say_what_was_meant(tmp_path: Path, field: str, value: float, hint: str) -> None:
+    doc = spec_to_dict(load_device("h100"))
+    doc[field] = value
+    f = tmp_path / "gpu.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.raises(UserError, match=hint):
+        load_device_file(f)
+
+
+def test_a_users_copy_with_measured_figures_is_used(tmp_path: Path) -> None:
+    doc = spec_to_dict(evolve(load_device("a100")))
+    doc["measured_copy_gbs"] = 1700.0
+    f = tmp_path / "my-a100.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    spec = load_device_file(f)
+    assert spec.achievable_mem_bw == pytest.approx(1.7e12)
+    assert "measured_copy_gbs" not in spec.assumed_figures()
+
+
+def test_cli_refuses_an_impossible_memory_utilization() -> None:
+    r = subprocess.run([sys.executable, "-m", "dsocr_trace", "sweep", "--gpu-memory-utilization", "1.5"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "(0, 1]" in r.stderr and not r.stdout
