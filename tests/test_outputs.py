@@ -192,3 +192,26 @@ def test_timeline_module_and_stage_ranges(run: tuple[Path, dict[str, Any]]) -> N
     last = max(round((k["ts"] + k["dur"]) * 1000) for k in kernels)
     assert min(_ns(e)[0] for e in top) == pytest.approx(first, abs=2)
     assert max(_ns(e)[1] for e in top) == pytest.approx(last, abs=2)
+
+
+def test_a_target_that_appears_during_the_run_is_never_replaced(tmp_path: Path) -> None:
+    """Someone creates the folder or file between the up-front check and the commit: refused, theirs kept."""
+    from dsocr_trace.errors import UserError
+    from dsocr_trace.report.output import STAGING_PREFIX, Outputs
+
+    for is_dir in (True, False):
+        target = tmp_path / ("r" if is_dir else "r.json")
+        outs = Outputs(force=False)
+        (outs.folder if is_dir else outs.file)(target)
+        with pytest.raises(UserError, match="appeared while this run was working"):
+            with outs.transaction() as where:
+                staged = where(target)
+                (staged / "report.json").write_text("{}") if is_dir else staged.write_text("{}")
+                if is_dir:
+                    target.mkdir()
+                    (target / "keep.txt").write_text("precious")
+                else:
+                    target.write_text("precious")
+        kept = target / "keep.txt" if is_dir else target
+        assert kept.read_text() == "precious"
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]

@@ -163,3 +163,111 @@ def test_cli_refuses_an_impossible_memory_utilization() -> None:
     r = subprocess.run([sys.executable, "-m", "dsocr_trace", "sweep", "--gpu-memory-utilization", "1.5"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "(0, 1]" in r.stderr and not r.stdout
+
+
+def test_device_file_aliases_bytes_and_size_are_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]"
+              for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="aliases"):
+        load_device_file(bomb)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        load_device_file(latin)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * (2 << 20))
+    with pytest.raises(UserError, match="not a device file"):
+        load_device_file(huge)
+
+
+def test_a_gpu_outside_the_catalog_is_calibrated_as_itself(tmp_path: Path) -> None:
+    """What `calibrate` records for an unknown card becomes its own spec (and a device file that round-trips),
+    never an H100's."""
+    from dsocr_trace.validate.offline import device_for
+
+    doc = {"sm_count": 84, "memory_bytes": 47.5 * 2**30, "l2_bytes": 96 * 2**20, "max_sm_clock": "2505 MHz",
+           "peaks": {"tc_flops": 290e12, "mem_bw": 760e9}, "probes": {"launch_s": 2.2e-6}}
+    assert device_for("NVIDIA RTX 6000 Ada Generation") is None
+    spec = device_for("NVIDIA RTX 6000 Ada Generation", doc)
+    assert spec is not None and spec.key == "nvidia-rtx-6000-ada-generation" and spec.sm_count == 84
+    assert spec.achievable_tc_flops == pytest.approx(290e12) and spec.achievable_mem_bw == pytest.approx(760e9)
+    assert spec.kernel_floor_s == pytest.approx(2.2e-6) and spec.boost_clock_hz == pytest.approx(2.505e9)
+    assert spec.usable_bytes == pytest.approx(47.5 * 2**30) and spec.assumed_figures() == []
+    assert "replace with the datasheet figure" in spec.sources["tc_bf16_dense_tflops"]
+    f = tmp_path / "gpu.device.yaml"
+    f.write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+    again = load_device_file(f)
+    assert again.tc_flops == spec.tc_flops and again.sm_count == 84
+    assert device_for("NVIDIA H100 80GB HBM3", doc) == load_device("h100")  # catalog cards stay themselves
+
+
+@pytest.mark.parametrize(("names", "tile"), [
+    (["nvjet_sm90_tst_128x256_64x4_2x1_v_bz_coop_TNN"], (128, 256)),
+    (["nvjet_sm90_tst_64x8_64x16_2x1_v_bz_TNT"], (8, 64)),
+    (["nvjet_sm120_tst_128x64_64x4_1x2_h_bz_TNN"], (128, 64)),
+    (["sm80_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x32_stage4_warpsize2x2x1_tensor16x8x16_kernel"],
+     (128, 128)),
+    (["sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64_cluster1x2x1_execute_segment_k_off_kernel"],
+     (128, 256)),
+    (["void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x4_nn_align8>(Params)"], (64, 64)),
+    (["cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_128x256_32x3_nn_align8"], (128, 256)),
+    (["ampere_bf16_s16816gemm_bf16_128x64_ldg8_f2f_stages_64x3_tn"], (128, 64)),
+    (["void gemvx::kernel<int, int, __nv_bfloat16, __nv_bfloat16, __nv_bfloat16, float, false, true, true, false, "
+      "7, false, cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<__nv_bfloat16 const>>>(T13, T5, T5)"], None),
+    (["void gemv2T_kernel_val<int, int, __nv_bfloat16, __nv_bfloat16, float, float, 128, 16, 4, 4, false, false>"],
+     None),
+    (["void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>"], None),
+])
+def test_gemm_tiles_from_kernel_names_of_every_architecture(names: list[str], tile: tuple[int, int] | None) -> None:
+    from dsocr_trace.kernels.gemm import is_gemv, tile_of
+
+    assert tile_of(names) == tile
+    assert is_gemv(names) == ("gemv" in names[0])
+
+
+@pytest.mark.parametrize(("names", "rows"), [
+    (["void pytorch_flash::flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, "
+      "cutlass::bfloat16_t, Flash_kernel_traits<64, 128, 128, 4, cutlass::bfloat16_t>>, false, true, false>"], 128),
+    (["void pytorch_flash::flash_fwd_splitkv_kernel<pytorch_flash::Flash_fwd_kernel_traits<128, 64, 128, 4, false, "
+      "false, cutlass::bfloat16_t>, true>", "void pytorch_flash::flash_fwd_splitkv_combine_kernel<...>"], 64),
+    (["cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x128x128_4x1x1_kernel0_0"], 64),
+    (["fmha_cutlassF_bf16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel<...>::Params)"], 64),
+    (["void at::native::vectorized_elementwise_kernel<4>"], None),
+])
+def test_attention_query_rows_per_block_from_kernel_names(names: list[str], rows: int | None) -> None:
+    from dsocr_trace.kernels.attention import q_rows_of
+
+    assert q_rows_of(names) == rows
+
+
+def test_cost_per_page_from_the_catalog_price_or_the_option() -> None:
+    from dsocr_trace.hardware.spec import PRICES
+    from dsocr_trace.request import throughput_of
+
+    h100 = load_device("h100")
+    t = throughput_of(4, 2.0, h100)  # 2 pages/s
+    assert t["pages_per_gpu_day"] == pytest.approx(2 * 86400)
+    assert t["price_per_hour_usd"] == 4.76 and "RunPod" in t["price_source"]
+    assert t["usd_per_million_pages"] == pytest.approx(4.76 / 3600 / 2 * 1e6)
+    tok = PRICES.set({"h100": 2.0})
+    try:
+        t = throughput_of(4, 2.0, h100)
+        assert t["price_per_hour_usd"] == 2.0 and t["price_source"] == "--price-per-hour"
+        assert throughput_of(4, 2.0, load_device("h200"))["price_per_hour_usd"] == 6.35
+    finally:
+        PRICES.reset(tok)
+    bare = evolve(h100, figures={k: v for k, v in h100.figures.items() if k != "price_per_hour_usd"})
+    assert throughput_of(1, 1.0, bare)["usd_per_page"] is None
+    # a price is not hardware: a copy that changes only the price keeps its calibration
+    from dsocr_trace.hardware.spec import same_hardware
+    assert same_hardware(bare, h100)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "h100=", "2000"])
+def test_cli_refuses_a_bad_price(bad: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "dsocr_trace", "sweep", "--price-per-hour", bad],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--price-per-hour" in r.stderr and not r.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from enum import Enum, StrEnum
@@ -80,6 +81,40 @@ def _set_memory_utilization(x: float) -> None:
     MEMORY_UTILIZATION.set(x)
 
 
+PriceOpt = Annotated[str | None, typer.Option(
+    "--price-per-hour", help="US dollars per GPU-hour, for cost per page: one number for every GPU, or "
+                             "KEY=USD,KEY=USD (catalog defaults: RunPod on-demand, March 2026).")]
+
+
+def _set_prices(text: str | None) -> None:
+    import math
+
+    from dsocr_trace.hardware.spec import PRICES
+
+    if text is None:
+        return
+    prices: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        key, _, val = part.rpartition("=")
+        try:
+            usd = float(val)
+        except ValueError:
+            usd = math.nan
+        if not part or not math.isfinite(usd) or not 0 < usd <= 1000:
+            raise UserError(f"--price-per-hour {part!r}: give US dollars per GPU-hour above 0 (at most 1000), as "
+                            "2.5 or h100=2.5,rtx5090=0.7")
+        name = key.strip()
+        if name:
+            from dsocr_trace.hardware.spec import load_device
+
+            try:
+                name = load_device(name).key  # an alias ('H100-SXM') prices its catalog entry
+            except UserError:
+                pass  # a device file's stem
+        prices[name.lower() or "*"] = usd
+    PRICES.set(prices)
+
+
 ModelOpt = Annotated[str, typer.Option("--model", help="Hub id shipped offline, or PATH to config.json / folder.")]
 ModeOpt = Annotated[Mode, typer.Option("--mode", case_sensitive=False,
                                        help="Resolution mode: tiny 512, small 640, base 1024, large 1280 px, "
@@ -138,11 +173,13 @@ def analyze(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else "
                                                           "there; warnings stay on stderr).")] = False,
     gpu_memory_utilization: MemUtilOpt = 1.0,
+    price_per_hour: PriceOpt = None,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
 
     _set_memory_utilization(gpu_memory_utilization)
+    _set_prices(price_per_hour)
     train = train_config(phase, optimizer=optimizer, trainable=trainable, lora_rank=lora_rank,
                          checkpointing=checkpointing, precision=precision)
     analyze_command(model=model, mode=mode.value, crops=crops, image_size=image_size, prompt_tokens=prompt_tokens,
@@ -177,12 +214,14 @@ def sweep(
                                                     "sweep_ttft.png.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write an interactive HTML explorer of the points.")] = None,
     gpu_memory_utilization: MemUtilOpt = 1.0,
+    price_per_hour: PriceOpt = None,
 ) -> None:
     """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once. Prints the
     best points and marks those that do not fit in GPU memory."""
     from dsocr_trace.runner import sweep_command
 
     _set_memory_utilization(gpu_memory_utilization)
+    _set_prices(price_per_hour)
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
                   execution=execution, out=out, force=force, plots=plots, html=html)
 
@@ -207,12 +246,14 @@ def plan(
                                                   "answer (.json).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     gpu_memory_utilization: MemUtilOpt = 1.0,
+    price_per_hour: PriceOpt = None,
 ) -> None:
     """Which GPUs, executions and batch sizes meet a TTFT and per-token latency target (and fit in memory).
     Exit code 1 when nothing does."""
     from dsocr_trace.planner import plan_command
 
     _set_memory_utilization(gpu_memory_utilization)
+    _set_prices(price_per_hour)
     result = plan_command(model=model, mode=mode.value, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
                           tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
                           executions=executions, max_batch=max_batch, out=out, force=force)
@@ -288,7 +329,7 @@ def validate(
 
 
 _HEAVY_COMMANDS = {"analyze", "sweep", "compare", "calibrate", "validate"}
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -325,6 +366,10 @@ def main() -> None:
         print(f"error: interrupted by {name}: outputs are written completely or not at all; rerun the command",
               file=sys.stderr)
         sys.exit(128 + exc.signum)
+    except BrokenPipeError:
+        # stdout closed by the reader (`| head`): files are written before the console output, so nothing is lost
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

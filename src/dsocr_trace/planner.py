@@ -21,6 +21,7 @@ from dsocr_trace.capacity import annotate
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, profile_from_document, read_document
 from dsocr_trace.hardware.spec import DeviceSpec, catalog, load_device
+from dsocr_trace.report.console import console
 from dsocr_trace.sweep import run_sweep
 
 GIB = 2**30
@@ -107,15 +108,6 @@ def sweep_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         lines.append(f"warning: {', '.join(datasheet)} priced from datasheet figures only (not calibrated on that "
                      "GPU): run `dsocr-trace calibrate` there for measured numbers")
     return lines
-
-
-def console() -> Any:
-    """A rich Console at the terminal's width; 160 columns when the output is not a terminal (a pipe, a file,
-    a test), where rich would otherwise squeeze tables into 80."""
-    from rich.console import Console
-
-    con = Console()
-    return con if con.is_terminal else Console(width=160)
 
 
 def print_sweep_summary(rows: Sequence[Mapping[str, Any]], con: Any = None) -> None:

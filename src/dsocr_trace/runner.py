@@ -8,6 +8,7 @@ from typing import Any
 from dsocr_trace.analyze import Analysis, run_analysis
 from dsocr_trace.errors import UserError
 from dsocr_trace.report.build import build_report, dumps
+from dsocr_trace.report.console import console
 from dsocr_trace.report.output import atomic_dir, atomic_file, check_target
 from dsocr_trace.workload import make_workload
 
@@ -17,18 +18,6 @@ def _fmt(x: float, unit: str) -> str:
         if abs(x) >= scale:
             return f"{x / scale:,.2f} {prefix}{unit}"
     return f"{x:,.0f} {unit}"
-
-
-def console(stderr: bool = False) -> Any:
-    """A rich console at the terminal's width; piped output keeps tables on unbroken 160-column lines."""
-    import os
-    import sys
-
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    wide = stream.isatty() or "COLUMNS" in os.environ
-    return Console(file=stream, width=None if wide else 160, highlight=False)
 
 
 def warn(message: str) -> None:
@@ -117,6 +106,15 @@ def print_summary(report: dict[str, Any]) -> None:
                   f"(mean decode step wall; {req['decode_device_mean_s'] * 1e3:.2f} ms of it on the device), "
                   f"end-to-end {req['e2e_s']:.2f} s, {req['pages_per_s']:.2f} pages/s, "
                   f"{req['pages_per_gpu_day']:,.0f} pages/GPU-day")
+        band = req.get("wall_band")
+        if band:
+            con.print(f"host band (a host {band['host_factor'][0]:.2f}x to {band['host_factor'][1]:.2f}x this "
+                      f"profile's per-call cost): TTFT {band['ttft_s'][0] * 1e3:.1f}-{band['ttft_s'][1] * 1e3:.1f} ms, "
+                      f"{band['tpot_mean_s'][0] * 1e3:.2f}-{band['tpot_mean_s'][1] * 1e3:.2f} ms/token; host share "
+                      f"of a decode step {req['decode_host_share']:.0%}")
+        if req.get("usd_per_million_pages") is not None:
+            con.print(f"cost: ${req['usd_per_million_pages']:,.0f} per million pages at "
+                      f"${req['price_per_hour_usd']:.2f}/GPU-hour ({req['price_source']})")
         mem = preds.get("memory") or {}
         if mem:
             con.print(f"memory: {mem['total_bytes'] / GIB:.1f} GiB needed of {mem['device_bytes'] / GIB:.1f} GiB "
@@ -148,6 +146,8 @@ def summary_json(report: dict[str, Any], out: Path | None) -> dict[str, Any]:
             "profile": provenance_of_report(report), "request": preds.get("request"),
             "memory": {k: mem.get(k) for k in ("total_bytes", "device_bytes", "fits")},
         }
+    if report.get("train"):
+        summary["train"] = report["train"]  # the step's counts, memory and (with a device) times
     return summary
 
 
@@ -318,13 +318,6 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
     report["warnings"] = notes + analyze_warnings(report, image_size, mode)
     for line in report["warnings"]:
         warn(line)
-    if json_out:
-        import sys
-
-        sys.stdout.buffer.write(dumps(summary_json(report, out)) + b"\n")
-        sys.stdout.flush()
-    else:
-        print_summary(report)
     with outputs.transaction() as where:
         if out is not None:
             folder = where(out)
@@ -346,6 +339,16 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
             from dsocr_trace.report.writers import trace_nodes
 
             where(html).write_text(report_html(report, trace_nodes(a)), encoding="utf-8")
+    # the files first: a closed stdout (`| head`) must not cost them
+    if json_out:
+        import sys
+
+        sys.stdout.buffer.write(dumps(summary_json(report, out)) + b"\n")
+        sys.stdout.flush()
+    else:
+        print_summary(report)
+        if ta is not None:
+            print_train_summary(report)
     return report
 
 
@@ -396,12 +399,10 @@ def add_train_section(report: dict[str, Any], model: str, wl: Any, cfg: Any, opt
 
         predictions = predict_train(ta, hw[0], hw[1], execution)
     report["train"] = train_section(ta, memory, predictions)
-    print_train_summary(report)
     return ta
 
 
 def print_train_summary(report: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     t = report["train"]
@@ -421,8 +422,8 @@ def print_train_summary(report: dict[str, Any]) -> None:
             ps = preds.get(name, {})
             row += [f"{ps.get('device_s', 0) * 1e3:.3f}", f"{ps.get('wall_s', 0) * 1e3:.3f}"]
         table.add_row(*row)
-    console = Console(width=140)
-    console.print(table)
+    con = console()
+    con.print(table)
     m = t["memory"]
     pk = m["peak"]
     line = (f"memory: weights {_fmt(m['weights_bytes'], 'B')}, "
@@ -431,10 +432,10 @@ def print_train_summary(report: dict[str, Any]) -> None:
             f"({pk['pass']})")
     if "fits" in m:
         line += f", {'fits' if m['fits'] else 'does NOT fit'} on the device"
-    console.print(line)
+    con.print(line)
     pr = t.get("predictions")
     if pr:
-        console.print(f"step on {pr['device']['name']} ({pr['execution']}): wall {pr['step']['wall_s'] * 1e3:.2f} ms, "
+        con.print(f"step on {pr['device']['name']} ({pr['execution']}): wall {pr['step']['wall_s'] * 1e3:.2f} ms, "
                       f"device {pr['step']['device_s'] * 1e3:.2f} ms")
 
 
@@ -836,6 +837,9 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
     check_target(out, force, "profile file")
     side = out.with_name(out.name.removesuffix(".json").removesuffix(".gz") + ".inmodel.json")
     check_target(side, force, "in-model measurements file")
+    dev_file = out.with_name(out.name.removesuffix(".json").removesuffix(".gz") + ".device.yaml")
+    if device_for(torch.cuda.get_device_name(0)) is None:
+        check_target(dev_file, force, "device file")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -843,9 +847,12 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
         harness.main(["--out", str(tmp), *calibration_harness_args()])
         cal = json.loads((tmp / "calibration.json").read_text())
         measured = json.loads((tmp / "measured.json").read_text())
-    spec = device_for(torch.cuda.get_device_name(0))
-    doc = profile_document(cal, spec.key, host_rows(model, measured["runs"]), graph_rows(measured["runs"]),
+    doc = profile_document(cal, "", host_rows(model, measured["runs"]), graph_rows(measured["runs"]),
                            command=" ".join(["dsocr-trace", *sys.argv[1:]]), elapsed_s=time.perf_counter() - t0)
+    # a GPU outside the catalog is calibrated as itself, and its device file is written beside the profile
+    spec = device_for(torch.cuda.get_device_name(0), doc)
+    assert spec is not None
+    doc["device"] = spec.key
     prof = profile_from_document(doc, spec, "new profile")
     doc["factors"] = fit_factors(inmodel_observations(prof.model, measured["runs"], model))
     doc["inmodel_file"] = side.name
@@ -853,6 +860,15 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
         tmps.write_bytes(orjson_dumps(measured))
     with atomic_file(out, force, "profile file") as tmpf:
         tmpf.write_bytes(orjson_dumps(doc))
+    if not spec.origin.startswith("catalog"):
+        import yaml
+
+        from dsocr_trace.hardware.spec import spec_to_dict
+
+        with atomic_file(dev_file, force, "device file") as tmpd:
+            tmpd.write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False))
+        print(f"{spec.name} is not in the catalog: wrote {dev_file} (measured figures; edit the datasheet "
+              f"figures it assumed), use it with --device-file {dev_file} --profile {out}")
     print(f"wrote {out}: {len(doc['sweep']['points'])} sweep points, host {doc['host']['per_call_s'] * 1e6:.1f} "
           f"us per call, graph gap {doc['host']['graph_kernel_s'] * 1e6:.2f} us, {len(doc['factors'])} in-model "
           f"factors, {time.perf_counter() - t0:.0f} s; in-model runs in {side}")
@@ -874,7 +890,7 @@ def validate_command(*, model: str, mode: str, crops: str | None, batch: int, de
 
     import torch
 
-    from dsocr_trace.hardware.profile import load_profile, packaged_profile
+    from dsocr_trace.hardware.profile import load_profile, packaged_profile, read_document
     from dsocr_trace.validate import harness
     from dsocr_trace.validate.compare import to_markdown
     from dsocr_trace.validate.offline import device_for, validate_measured
@@ -890,7 +906,11 @@ def validate_command(*, model: str, mode: str, crops: str | None, batch: int, de
         for m, c, b, p in harness.parse_workloads(workloads):
             make_workload(m, crops=c, batch=b, prompt_tokens=p)
     check_target(out, force)
-    spec = device_for(torch.cuda.get_device_name(0))
+    name = torch.cuda.get_device_name(0)
+    spec = device_for(name, read_document(profile) if profile is not None else None)
+    if spec is None:
+        raise UserError(f"{name} is not in the catalog: run `dsocr-trace calibrate --out gpu-profile.json` on it "
+                        "first and pass --profile gpu-profile.json")
     prof = load_profile(profile, spec) if profile is not None else packaged_profile(spec)
     with atomic_dir(out, force) as tmp:
         harness.main(["--out", str(tmp), "--modes", workloads, "--decode", decode or "", "--trace", "none"])

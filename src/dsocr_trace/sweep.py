@@ -25,7 +25,7 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, packaged_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.plan import EXECUTIONS
-from dsocr_trace.request import SECONDS_PER_DAY, integrate_decode, request_walls
+from dsocr_trace.request import integrate_decode, request_walls, throughput_of
 from dsocr_trace.workload import MAX_POSITIONS, make_workload
 
 _COMBOS: dict[tuple[Any, ...], dict[str, Any]] = {}  # (model, mode, crops, batch, device, execution) -> priced
@@ -115,8 +115,7 @@ def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> di
         "profile": prof.source, "profile_label": prof.label, "routing": c["routing"].label,
         "vision_tokens": wl.vision_tokens, "prefill_tokens": wl.prefill_tokens, "ttft_s": c["ttft_s"],
         "tpot_mean_s": float(step_walls.mean()), "tpot_last_s": float(step_walls[-1]), "e2e_s": e2e,
-        "tokens_per_s": wl.batch * n / e2e, "pages_per_s": wl.batch / e2e,
-        "pages_per_gpu_day": wl.batch / e2e * SECONDS_PER_DAY,
+        "tokens_per_s": wl.batch * n / e2e, **throughput_of(wl.batch, e2e, c["spec"]),
     }
 
 
@@ -126,7 +125,8 @@ def write_sweep(rows: list[dict[str, Any]], path: Path, suffix: str) -> None:
         return
     units = {"ttft_s": "ttft [s]", "tpot_mean_s": "tpot_mean [s]", "tpot_last_s": "tpot_last [s]",
              "e2e_s": "e2e [s]", "tokens_per_s": "tokens [1/s]", "pages_per_s": "pages [1/s]",
-             "pages_per_gpu_day": "pages [1/GPU-day]"}
+             "pages_per_gpu_day": "pages [1/GPU-day]", "price_per_hour_usd": "price [USD/h]",
+             "usd_per_page": "cost [USD/page]", "usd_per_million_pages": "cost [USD/1M pages]"}
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         keys = list(rows[0]) if rows else []

@@ -239,6 +239,23 @@ def default_curves(spec: DeviceSpec) -> dict[str, KindCurves]:
     return {k: KindCurves(compute=_scaled(_COMPUTE[k], cf), memory=_scaled(_MEMORY[k], mf)) for k in TIMED_KINDS}
 
 
+# How far the host that will drive the GPU may differ from the one a profile was calibrated with: the same H200
+# and software cost 21 us per Python-level call on one machine and 34 us on another (benchmarks/results/h200,
+# h200-cli), a factor of 1.62 either way. Eager walls are given as a band over it.
+HOST_BAND = (21 / 34, 34 / 21)
+
+
+def host_scaled(profile: Profile, factor: float) -> Profile:
+    """The profile with every host cost (per op, module, view, launch, compiled step, graph launch) x factor:
+    the same GPU driven by a faster or slower host."""
+    view = profile.host_view_s * factor if profile.host_view_s is not None else None
+    return evolve(profile, host_op_s=profile.host_op_s * factor, host_module_s=profile.host_module_s * factor,
+                  host_view_s=view, launch_host_s=profile.launch_host_s * factor,
+                  compiled_launch_s=profile.compiled_launch_s * factor,
+                  compiled_step_s=profile.compiled_step_s * factor, graph_launch_s=profile.graph_launch_s * factor,
+                  cache=profile.cache)
+
+
 def default_profile(spec: DeviceSpec) -> Profile:
     """A profile from the datasheet alone: peaks = spec peaks, reference curves, default host costs."""
     return Profile(source="spec-default", device=spec.key, gpu=spec.name, tc_flops=spec.tc_flops,

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -50,6 +51,7 @@ OPTIONAL_NUMBERS: dict[str, str] = {
                          "or leave the field out",
     "kernel_floor_us": "give the measured time of a tiny kernel back to back in microseconds, or leave the "
                        "field out",
+    "price_per_hour_usd": "give the rental price of one GPU per hour in US dollars, or leave the field out",
     "usable_memory_gib": "give the memory a program can allocate in GiB (torch.cuda.get_device_properties(0)"
                          ".total_memory / 2**30), or leave the field out",
 }
@@ -59,11 +61,15 @@ OPTIONAL_NUMBERS: dict[str, str] = {
 ASSUMED_MATMUL_FRACTION = 0.80
 ASSUMED_COPY_FRACTION = 0.895
 ASSUMED_USABLE_FRACTION = 0.99
-DEFAULT_KERNEL_FLOOR_S = 1.9e-6  # measured 1.84 (H200) and 1.94 us (H100)
+DEFAULT_KERNEL_FLOOR_S = 1.9e-6
+DEFAULT_CLOCK_MHZ = 1800.0  # a GPU whose clock nobody read  # measured 1.84 (H200) and 1.94 us (H100)
 DEVICE_SUFFIXES = (".yaml", ".yml", ".json")
 # The share of a GPU's allocatable memory a run may plan for (vLLM's gpu_memory_utilization): set once per run
 # (CLI --gpu-memory-utilization, a service request) and read by DeviceSpec.capacity_bytes, the one fit check.
 MEMORY_UTILIZATION: ContextVar[float] = ContextVar("memory_utilization", default=1.0)
+# Prices a run was given (--price-per-hour): device key -> US dollars per GPU-hour; "*" applies to every device.
+# Read by DeviceSpec.price_per_hour, which falls back to the device file's `price_per_hour_usd`.
+PRICES: ContextVar[Mapping[str, float]] = ContextVar("prices", default=MappingProxyType({}))
 
 
 @frozen
@@ -136,6 +142,16 @@ class DeviceSpec:
         return self.usable_bytes * MEMORY_UTILIZATION.get()
 
     @property
+    def price_per_hour(self) -> tuple[float, str] | None:
+        """(US dollars per GPU-hour, where the figure comes from), or None where nobody gave one."""
+        given = PRICES.get()
+        for k in (self.key, "*"):
+            if k in given:
+                return given[k], "--price-per-hour"
+        x = self.measured("price_per_hour_usd")
+        return (x, self.sources.get("price_per_hour_usd", "device file")) if x else None
+
+    @property
     def gpu_figures(self) -> GpuFigures:
         """This GPU in the cross-GPU model's quantities: measured where the file has them, assumed otherwise."""
         return GpuFigures(self.achievable_tc_flops, self.achievable_mem_bw, self.sm_count, self.boost_clock_hz,
@@ -185,7 +201,15 @@ def require_number(data: Mapping[str, Any], name: str, where: str, hint: str, *,
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e300` and `3e3` (no dot) as strings; YAML 1.2 and every user read them as numbers."""
+    """YAML 1.1 reads `1e300` and `3e3` (no dot) as strings; YAML 1.2 and every user read them as numbers.
+    Aliases are refused: a device file needs none, and nested aliases expand exponentially (a 2 KB "billion
+    laughs" file grows to gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in a device file",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 _Loader.add_implicit_resolver(
@@ -220,6 +244,7 @@ MAX_GB = 1e5
 MAX_MB = 1e5
 MAX_MHZ = 1e5
 MAX_SMS = 100_000
+MAX_DEVICE_FILE_BYTES = 1 << 20
 
 
 
@@ -250,6 +275,7 @@ class DeviceFile(BaseModel):
     measured_copy_gbs: float | None = Field(default=None, gt=0, le=MAX_GBS)
     kernel_floor_us: float | None = Field(default=None, gt=0, le=1000)
     usable_memory_gib: float | None = Field(default=None, gt=0, le=MAX_GB)
+    price_per_hour_usd: float | None = Field(default=None, gt=0, le=1000)
     accumulate_note: str = ""
     sources: dict[str, str] | None = None
 
@@ -366,6 +392,40 @@ def partition_of(spec: DeviceSpec, sms: int) -> DeviceSpec:
                   origin=f"partition of {spec.origin}")
 
 
+def measured_spec(name: str, sm_count: int, memory_bytes: float, l2_bytes: float, clock_mhz: float | None,
+                  matmul_flops: float, copy_bw: float, floor_s: float | None) -> DeviceSpec:
+    """A GPU outside the catalog as `calibrate` saw it: what the device reports (name, SMs, memory, L2, clock) and
+    what the calibration measured (large BF16 matmul, copy bandwidth, kernel floor). The datasheet figures no
+    run can read (dense peaks per dtype) are assumed from the measured ones, and the sources say so: replace
+    them with the vendor's figures in the written device file."""
+    bf16 = matmul_flops / 1e12 / ASSUMED_MATMUL_FRACTION
+    assumed = "assumed by dsocr-trace calibrate from the measured matmul rate: replace with the datasheet figure"
+    doc: dict[str, Any] = {
+        "name": name, "sm_count": int(sm_count), "boost_clock_mhz": float(clock_mhz or DEFAULT_CLOCK_MHZ),
+        "memory_gb": round(memory_bytes / GIB, 2), "mem_bw_gbs": round(copy_bw / 1e9 / ASSUMED_COPY_FRACTION, 1),
+        "l2_mb": round(max(l2_bytes, MIB) / MIB, 2), "tc_bf16_dense_tflops": round(bf16, 1),
+        "tc_fp16_fp16acc_dense_tflops": round(bf16, 1), "tf32_dense_tflops": round(bf16 / 2, 1),
+        "fp32_cuda_core_tflops": round(bf16 / 8, 1), "tc_fp8_dense_tflops": None,
+        "measured_matmul_tflops": round(matmul_flops / 1e12, 1), "measured_copy_gbs": round(copy_bw / 1e9, 1),
+        "usable_memory_gib": round(memory_bytes / GIB, 2),
+        "sources": {"sm_count": "torch.cuda.get_device_properties", "memory_gb": "torch.cuda.get_device_properties",
+                    "l2_mb": "torch.cuda.get_device_properties",
+                    "boost_clock_mhz": "nvidia-smi clocks.max.sm" if clock_mhz
+                    else f"assumed ({DEFAULT_CLOCK_MHZ} MHz)",
+                    "mem_bw_gbs": "assumed from the measured copy bandwidth: replace with the datasheet figure",
+                    "tc_bf16_dense_tflops": assumed, "tc_fp16_fp16acc_dense_tflops": assumed,
+                    "tf32_dense_tflops": assumed, "fp32_cuda_core_tflops": assumed,
+                    "measured_matmul_tflops": "dsocr-trace calibrate (largest GEMM of its microbenchmarks)",
+                    "measured_copy_gbs": "dsocr-trace calibrate (device-to-device copy, read + written)",
+                    "usable_memory_gib": "torch.cuda.get_device_properties(0).total_memory"},
+    }
+    if floor_s:
+        doc["kernel_floor_us"] = round(floor_s * 1e6, 2)
+        doc["sources"]["kernel_floor_us"] = "dsocr-trace calibrate (tiny kernels back to back)"
+    key = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "gpu"
+    return spec_from_dict(doc, key, f"the local GPU ({name})")
+
+
 def spec_to_dict(spec: DeviceSpec) -> dict[str, Any]:
     """The device-file form of a spec (vendor units, as read): load(spec_to_dict(s)) gives s back."""
     out: dict[str, Any] = {"name": spec.name}
@@ -386,8 +446,11 @@ def spec_to_dict(spec: DeviceSpec) -> dict[str, Any]:
 
 
 def same_hardware(a: DeviceSpec, b: DeviceSpec) -> bool:
-    """The same datasheet figures (names, aliases and sources aside): the same GPU as far as predictions go."""
-    return a.figures == b.figures
+    """The same datasheet figures (names, aliases, sources and price aside): the same GPU as far as predictions
+    go."""
+    def hw(x: DeviceSpec) -> dict[str, float | None]:
+        return {k: v for k, v in x.figures.items() if k != "price_per_hour_usd"}
+    return hw(a) == hw(b)
 
 
 def _catalog_dir() -> Any:
@@ -428,9 +491,15 @@ def load_device_file(path: str | Path) -> DeviceSpec:
     p = Path(path)
     where = f"device file {path}"
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.stat().st_size > MAX_DEVICE_FILE_BYTES:
+            raise UserError(f"{where}: {p.stat().st_size:,} bytes is not a device file (they are ~2 KB): check "
+                            "the path")
+        text = p.read_bytes().decode("utf-8")
     except OSError as e:
         raise UserError(f"{where}: cannot be read ({_one_line(e.strerror or str(e))}): check the path") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{where}: not UTF-8 text (byte {e.start}): save it as UTF-8 or start again from "
+                        "`dsocr-trace devices --export KEY`") from None
     return spec_from_dict(parse_file_text(text, where, p.suffix.lower() == ".json"), p.stem, where)
 
 

@@ -22,16 +22,39 @@ from dsocr_trace.kernels.interp import LogCurve
 from dsocr_trace.kernels.query import Query
 
 _NVJET = re.compile(r"nvjet_[a-z0-9]+_[a-z]+_(\d+)x(\d+)_.*_(T[NT][NT])$")
+# (M, N) tiles of the other libraries' names, in the order tried:
+_TILE_NAMES = (
+    # cuBLAS xmma kernels (sm80 ... sm120): sm80_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x32_stage4_...
+    re.compile(r"xmma_gemm\w*?_tilesize(\d+)x(\d+)x\d+"),
+    # CUTLASS 2.x instances: cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_128x256_32x3_nn_align8 (M x N, K x stages)
+    re.compile(r"cutlass_\d+_\w*?gemm\w*?_(\d+)x(\d+)_\d+x\d+_"),
+    # cuBLAS heuristics' named kernels: ampere_bf16_s16816gemm_bf16_128x64_ldg8_f2f_stages_64x3_tn, sm90_..., ada_...
+    re.compile(r"(?:ampere|turing|volta|ada|hopper|sm\d+)_\w*?gemm\w*?_(\d+)x(\d+)_"),
+)
+# GEMV kernels (decode's skinny products): no output tiles, one block per few rows
+_GEMV = re.compile(r"gemv|gemvx|gemmSN|splitKreduce_kernel.*gemv", re.IGNORECASE)
 
 
 def tile_of(kernels: Sequence[str]) -> tuple[int, int] | None:
-    """(tm, tn) of the GEMM kernel among an op's kernels, when its name says."""
+    """(tm, tn) of the GEMM kernel among an op's kernels, when its name says (nvjet, cuBLAS xmma, CUTLASS 2.x,
+    cuBLAS's named heuristics kernels); None for a GEMV or an unknown name."""
     for name in kernels:
         m = _NVJET.search(name)
         if m:
             a, b = int(m.group(1)), int(m.group(2))
             return (b, a) if m.group(3).endswith("T") else (a, b)
+        if _GEMV.search(name):
+            continue
+        for pat in _TILE_NAMES:
+            m = pat.search(name)
+            if m:
+                return int(m.group(1)), int(m.group(2))
     return None
+
+
+def is_gemv(kernels: Sequence[str]) -> bool:
+    """Whether the op ran as a cuBLAS GEMV (gemvx, gemv2T/gemv2N): a streaming kernel, no tiles."""
+    return any(_GEMV.search(n) for n in kernels) and tile_of(kernels) is None
 
 
 def quantized_compute(q: Query, hw: Hw, tile: tuple[int, int] | None) -> float:

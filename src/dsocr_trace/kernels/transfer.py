@@ -10,9 +10,11 @@ and assumed otherwise. One kernel's source time t_S is split in two:
   - r_work, the work per SM: waves = ceil(units / SMs) on each GPU, units being output tiles for tiled
     tensor-core kernels (GEMM, convolution, grouped GEMM, prefill attention) and blocks of BLOCK_BYTES for
     memory-bound kernels (and decode attention, whose split-KV grid follows the SMs); times the ratio of per-SM
-    rates: for tensor kernels the datasheet per-SM rate for short kernels, moving (log of the source time, from
-    RATE_SHORT_S to RATE_LONG_S) to the measured large-matmul rate per SM for long ones (a long kernel runs at
-    the clock the card can hold under load, a short one at boost); for memory kernels the clock ratio;
+    rates: for the tensor-core math of tensor kernels (their compute ideal's share of the time) the datasheet
+    per-SM rate for short kernels, moving (log of the source time, from RATE_SHORT_S to RATE_LONG_S) to the
+    measured large-matmul rate per SM for long ones (a long kernel runs at the clock the card can hold under
+    load, a short one at boost); for the rest of a tensor kernel and for memory kernels the clock ratio (a
+    latency-bound GEMV on a GPU of slow tensor cores is not slowed by them);
     Decode attention has no waves: its split-KV grid is sized to the SMs, so only its streaming part moves;
   - s_m, the share of the body that streams device memory: 0 below BW_KNEE of the source's copy bandwidth
     (latency, issue or compute limits), rising linearly to 1 at BW_FULL (a weight-streaming GEMV);
@@ -41,7 +43,7 @@ BLOCK_BYTES = 4096  # bytes one block of an element-wise or copy kernel moves (2
 RATE_SHORT_S, RATE_LONG_S = 3e-6, 30e-6
 DEFAULT_TILE = (128, 128)
 GROUPED_TILE = (128, 256)
-ATTN_Q_TILE = 128  # query rows per flash-attention block
+ATTN_Q_TILE = 128  # query rows per flash-attention block, when the kernel names do not say
 # bytes an SM moves per cycle at most, element-wise / copy kernels (LSU issue) and tensor-core kernels (TMA,
 # cp.async); a kernel cannot stream faster than SMs x clock x this, however fast the memory
 MEMORY_BYTES_PER_SM_CYCLE = 20.0
@@ -77,7 +79,7 @@ def tiled_units(q: Query, tile: tuple[int, int] | None) -> float | None:
         b, h, tq, _tk, _d = q.detail
         if tq <= 1:
             return None
-        return float(b * h * math.ceil(tq / ATTN_Q_TILE))
+        return float(b * h * math.ceil(tq / (tile[0] if tile else ATTN_Q_TILE)))
     return None
 
 
@@ -85,21 +87,31 @@ def _waves(units: float, sms: int) -> float:
     return float(math.ceil(units / max(sms, 1))) if units > 0 else 1.0
 
 
+def _short_ratio(src: GpuFigures, dst: GpuFigures) -> float:
+    return (src.peak_tc_flops / src.sm_count) / (dst.peak_tc_flops / dst.sm_count)
+
+
 def rate_ratio(seconds: float, src: GpuFigures, dst: GpuFigures) -> float:
     """Per-SM tensor time on the target over the source, for a kernel of `seconds` on the source."""
-    short = (src.peak_tc_flops / src.sm_count) / (dst.peak_tc_flops / dst.sm_count)
+    short = _short_ratio(src, dst)
     long = (src.tc_flops / src.sm_count) / (dst.tc_flops / dst.sm_count)
     s = min(1.0, max(0.0, math.log(max(seconds, 1e-12) / RATE_SHORT_S) / math.log(RATE_LONG_S / RATE_SHORT_S)))
     return short ** (1.0 - s) * long ** s
 
 
 def work_ratio(q: Query, seconds: float, src: GpuFigures, dst: GpuFigures,
-               tile: tuple[int, int] | None = None) -> float:
-    """How the non-streaming part of a kernel's time scales from src to dst."""
+               tile: tuple[int, int] | None = None, compute_share: float = 1.0) -> float:
+    """How the non-streaming part of a kernel's time scales from src to dst. `compute_share`: the part of a
+    tensor kernel's source time its tensor-core math takes (its compute ideal over its time): that part follows
+    the per-SM tensor rate, the rest (prologue, pipeline fill, epilogue, a GEMV's latency) the clock."""
+    clock = src.clock_hz / dst.clock_hz if src.clock_hz > 0 and dst.clock_hz > 0 else 1.0
     units = tiled_units(q, tile)
     if units is not None:
-        return _waves(units, dst.sm_count) / _waves(units, src.sm_count) * rate_ratio(seconds, src, dst)
-    clock = src.clock_hz / dst.clock_hz if src.clock_hz > 0 and dst.clock_hz > 0 else 1.0
+        c = min(1.0, max(0.0, compute_share))
+        rate = rate_ratio(seconds, src, dst)
+        # the clock a long kernel holds under load moves its non-math part as much as its math
+        per_sm = c * rate + (1.0 - c) * clock * rate / _short_ratio(src, dst)
+        return _waves(units, dst.sm_count) / _waves(units, src.sm_count) * per_sm
     if q.family == "attention":
         return clock  # decode: the split-KV grid is sized to the SMs, one wave wherever it runs
     blocks = max(1.0, q.bytes / BLOCK_BYTES)
@@ -124,7 +136,7 @@ def carry(e: Estimate, q: Query, src: GpuFigures, dst: GpuFigures, tile: tuple[i
         sec = e.seconds * dst.floor_s / src.floor_s
     else:
         s_m = bandwidth_share(e)
-        r_work = work_ratio(q, e.seconds, src, dst, tile)
+        r_work = work_ratio(q, e.seconds, src, dst, tile, e.compute_s / e.seconds)
         moved = body * ((1.0 - s_m) * r_work + s_m * src.mem_bw / dst.mem_bw)
         # the SM-side limit, as far as the source's own time says it can bind
         issue_src = sm_stream_s(q, src)

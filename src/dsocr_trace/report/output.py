@@ -10,6 +10,7 @@ no half-written output, no empty parent folders, no hidden leftovers. A file tar
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ from attrs import define, field
 from dsocr_trace.errors import UserError, raise_if_interrupted
 
 STAGING_PREFIX = ".dsocr-trace-staging."
-_HELD = {signal.SIGINT, signal.SIGTERM}
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _umask() -> int:
@@ -154,6 +155,8 @@ class Outputs:
         for t in self.targets:
             if t.staged is not None and not t.staged.exists():
                 raise UserError(f"the {t.what} {str(t.shown)!r} was not written: nothing was changed")
+            if t.inside is None and not self.force and os.path.lexists(t.path):
+                raise _appeared(t)
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         created: list[Path] = []
         try:
@@ -175,7 +178,26 @@ class Outputs:
                         t.path.unlink()
                 if not t.is_dir:
                     t.staged.chmod(0o666 & ~_umask())
-                os.replace(t.staged, t.path)
+                if self.force:
+                    os.replace(t.staged, t.path)
+                elif t.is_dir:
+                    try:  # onto a path that appeared since the check: a non-empty folder refuses the rename
+                        os.rename(t.staged, t.path)
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                            raise _appeared(t) from None
+                        raise
+                else:
+                    try:  # link, not rename: a file written meanwhile by someone else is never replaced
+                        os.link(t.staged, t.path)
+                    except FileExistsError:
+                        raise _appeared(t) from None
+                    except OSError as exc:  # a file system without hard links: checked just above, rename
+                        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                            raise
+                        os.rename(t.staged, t.path)
+                    else:
+                        t.staged.unlink()
         except BaseException:
             for d in reversed(created):
                 try:
@@ -185,6 +207,12 @@ class Outputs:
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _appeared(t: _Target) -> UserError:
+    return UserError(f"{t.what} {str(t.shown)!r} appeared while this run was working (another run or program "
+                     "wrote it): it was left as it is and nothing was written; rerun with another path, or "
+                     "--force to replace it")
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from dsocr_trace.analyze import load_model, run_analysis, trace_phase
 from dsocr_trace.costs import CostOptions, cost_trace
 from dsocr_trace.costs.routing import Routing, histogram_routing
 from dsocr_trace.hardware.profile import Profile
-from dsocr_trace.hardware.spec import DeviceSpec, load_device
+from dsocr_trace.hardware.spec import DeviceSpec, load_device, measured_spec
 from dsocr_trace.memory import phase_peak
 from dsocr_trace.plan import host_counts
 from dsocr_trace.request import predict_phases
@@ -30,11 +30,19 @@ _GPU_KEYS = (("H200", "h200"), ("H100", "h100"), ("A100", "a100"), ("L40S", "l40
              ("4090", "rtx4090"))
 
 
-def device_for(name: str) -> DeviceSpec:
+def device_for(name: str, calibration: Mapping[str, Any] | None = None) -> DeviceSpec | None:
+    """The catalog entry of a GPU by its reported name; outside the catalog, the GPU as a calibration measured it
+    (hardware.spec.measured_spec), or None without one."""
     for frag, key in _GPU_KEYS:
         if frag in name:
             return load_device(key)
-    return load_device("h100")
+    if calibration is None:
+        return None
+    peaks, probes = calibration.get("peaks") or {}, calibration.get("probes") or {}
+    clock = str(calibration.get("max_sm_clock") or "").split()[0] or None
+    return measured_spec(name, int(calibration["sm_count"]), float(calibration["memory_bytes"]),
+                         float(calibration.get("l2_bytes") or 0), float(clock) if clock else None,
+                         float(peaks["tc_flops"]), float(peaks["mem_bw"]), probes.get("launch_s"))
 
 
 def run_workload(w: Mapping[str, Any]) -> Workload:
