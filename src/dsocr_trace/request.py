@@ -140,6 +140,11 @@ def integrate_decode(fit: DecodeFit, first_kv: int, output_tokens: int, profile:
     return probe, walls, devs
 
 
+def per_step(first_kv: int, output_tokens: int, probe: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values at the probed KV lengths (integrate_decode) interpolated to every step of the decode."""
+    return np.interp(np.arange(first_kv, first_kv + output_tokens), probe, values)
+
+
 def predict_phases(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
                    prefill: tuple[Any, list[Item]] | None = None) -> dict[str, Any]:
     """Each traced phase planned and replayed as traced: per stage, node, module and module type, and the
@@ -193,9 +198,8 @@ def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution:
     for f in HOST_BAND:
         prof = host_scaled(profile, f)
         result, _, fit = request_walls(analysis, spec, prof, execution)
-        steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
         probe, walls, _ = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, prof)
-        step_walls = np.interp(steps, probe, walls)
+        step_walls = per_step(wl.prefill_tokens, wl.output_tokens, probe, walls)
         out["ttft_s"].append(result.wall_s)
         out["tpot_mean_s"].append(float(step_walls.mean()))
         out["e2e_s"].append(result.wall_s + float(step_walls.sum()))
@@ -214,9 +218,9 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     pre_result, pre_items, fit = request_walls(analysis, spec, profile, execution)
     ph = predict_phases(analysis, spec, profile, execution, (pre_result, pre_items))
     nodes = ph["nodes"]
-    steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + wl.output_tokens)
     probe, walls, devs = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, profile)
-    step_walls = np.interp(steps, probe, walls)
+    step_walls = per_step(wl.prefill_tokens, wl.output_tokens, probe, walls)
+    device_mean = float(per_step(wl.prefill_tokens, wl.output_tokens, probe, devs).mean())
     ttft = pre_result.wall_s
     decode_total = float(step_walls.sum())
     e2e = ttft + decode_total
@@ -232,12 +236,12 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
         "tpot_mean_s": float(step_walls.mean()),
         "tpot_first_s": float(step_walls[0]),
         "tpot_last_s": float(step_walls[-1]),
-        "decode_device_mean_s": float(np.interp(steps, probe, devs).mean()),
+        "decode_device_mean_s": device_mean,
         "decode_s": decode_total,
         "e2e_s": e2e,
         "tokens_per_s": wl.batch * wl.output_tokens / e2e,
         **throughput_of(wl.batch, e2e, spec),
-        "decode_host_share": max(0.0, 1.0 - float(np.interp(steps, probe, devs).mean()) / float(step_walls.mean())),
+        "decode_host_share": max(0.0, 1.0 - device_mean / float(step_walls.mean())),
         "wall_band": host_band(analysis, spec, profile, execution),
     }
     bounds = Counter(r["bound"] for r in nodes["decode"])

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 from dsocr_trace.analyze import run_analysis
@@ -25,7 +24,7 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, packaged_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.plan import EXECUTIONS
-from dsocr_trace.request import integrate_decode, request_walls, throughput_of
+from dsocr_trace.request import integrate_decode, per_step, request_walls, throughput_of
 from dsocr_trace.workload import MAX_POSITIONS, make_workload
 
 _COMBOS: dict[tuple[Any, ...], dict[str, Any]] = {}  # (model, mode, crops, batch, device, execution) -> priced
@@ -104,10 +103,9 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
 def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> dict[str, Any]:
     if wl.prefill_tokens + n > MAX_POSITIONS:
         raise UserError(f"{wl.label}: {wl.prefill_tokens} prefill + {n} output tokens exceed {MAX_POSITIONS} positions")
-    steps = np.arange(wl.prefill_tokens, wl.prefill_tokens + n)
     prof: Profile = c["profile"]
     probe, walls, _ = integrate_decode(c["fit"], wl.prefill_tokens, n, prof)
-    step_walls = np.interp(steps, probe, walls)
+    step_walls = per_step(wl.prefill_tokens, n, probe, walls)
     decode = float(step_walls.sum())
     e2e = c["ttft_s"] + decode
     return {

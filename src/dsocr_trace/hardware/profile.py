@@ -25,7 +25,7 @@ from attrs import evolve, field, frozen
 
 from dsocr_trace.costs.base import KINDS
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.spec import DeviceSpec, GpuFigures
+from dsocr_trace.hardware.spec import PERFORMANCE_FIELDS, DeviceSpec, GpuFigures
 
 SCHEMA = "dsocr-trace/profile/2"
 # kinds that take device time: view is free and sync only stalls the host
@@ -220,7 +220,7 @@ class Profile:
             return f"calibrated on {self.gpu or self.device} ({(self.date or '')[:10]})"
         if self.source == "transferred" and self.transfer is not None:
             t = self.transfer
-            figs = "datasheet figures only" if len(t.assumed) >= 3 else (
+            figs = "datasheet figures only" if set(PERFORMANCE_FIELDS) <= set(t.assumed) else (
                 "measured figures" if not t.assumed else f"measured figures, {', '.join(t.assumed)} assumed")
             return (f"calibrated on {t.source_device} ({(self.date or '')[:10]}), transferred to {self.device} "
                     f"({figs}: {t.dst.tc_flops / 1e12:.0f} TFLOP/s, {t.dst.mem_bw / 1e9:.0f} GB/s, "
@@ -430,13 +430,13 @@ def packaged_profile(spec: DeviceSpec) -> Profile:
         own = _packaged(spec.key, spec)
         if own is not None:
             return own
+    # the calibrated cards' balances from their device files (the same measured figures their profiles hold):
+    # only the nearest profile is read
     target = balance(spec.achievable_tc_flops, spec.achievable_mem_bw)
-    sources = []
-    for key in sorted(_PACKAGED):
-        src_spec = load_device(key)
+    near = sorted((abs(math.log(balance(s.achievable_tc_flops, s.achievable_mem_bw) / target)), key, s)
+                  for key, s in ((k, load_device(k)) for k in sorted(_PACKAGED)))
+    for _, key, src_spec in near:
         prof = _packaged(key, src_spec)
         if prof is not None:
-            sources.append((abs(math.log(balance(prof.tc_flops, prof.mem_bw) / target)), key, prof))
-    if not sources:
-        return default_profile(spec)
-    return transfer_profile(min(sources)[2], spec)
+            return transfer_profile(prof, spec)
+    return default_profile(spec)

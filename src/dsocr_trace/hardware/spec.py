@@ -61,8 +61,11 @@ OPTIONAL_NUMBERS: dict[str, str] = {
 ASSUMED_MATMUL_FRACTION = 0.80
 ASSUMED_COPY_FRACTION = 0.895
 ASSUMED_USABLE_FRACTION = 0.99
-DEFAULT_KERNEL_FLOOR_S = 1.9e-6
-DEFAULT_CLOCK_MHZ = 1800.0  # a GPU whose clock nobody read  # measured 1.84 (H200) and 1.94 us (H100)
+DEFAULT_KERNEL_FLOOR_S = 1.9e-6  # measured 1.84 (H200) and 1.94 us (H100)
+DEFAULT_CLOCK_MHZ = 1800.0  # a GPU whose clock nobody read
+# the figures measured on a card (not on its datasheet); the performance ones are what the cross-GPU model reads
+PERFORMANCE_FIELDS = ("measured_matmul_tflops", "measured_copy_gbs", "kernel_floor_us")
+MEASURED_FIELDS = (*PERFORMANCE_FIELDS, "usable_memory_gib")
 DEVICE_SUFFIXES = (".yaml", ".yml", ".json")
 # The share of a GPU's allocatable memory a run may plan for (vLLM's gpu_memory_utilization): set once per run
 # (CLI --gpu-memory-utilization, a service request) and read by DeviceSpec.capacity_bytes, the one fit check.
@@ -159,8 +162,7 @@ class DeviceSpec:
 
     def assumed_figures(self) -> list[str]:
         """The figures the cross-GPU model assumes because nobody measured them for this GPU."""
-        return [n for n in ("measured_matmul_tflops", "measured_copy_gbs", "kernel_floor_us", "usable_memory_gib")
-                if not self.measured(n)]
+        return [n for n in MEASURED_FIELDS if not self.measured(n)]
 
 
 def si(value: float, exponent: int) -> float:
@@ -375,7 +377,6 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
     )
 
 
-_MEASURED_FIELDS = ("measured_matmul_tflops", "measured_copy_gbs", "kernel_floor_us", "usable_memory_gib")
 
 
 def partition_of(spec: DeviceSpec, sms: int) -> DeviceSpec:
@@ -385,7 +386,7 @@ def partition_of(spec: DeviceSpec, sms: int) -> DeviceSpec:
         raise UserError(f"a partition of {spec.name} needs 1 to {spec.sm_count} SMs, not {sms}: give a count "
                         "in that range")
     f = sms / spec.sm_count
-    figures = {k: v for k, v in spec.figures.items() if k not in _MEASURED_FIELDS}
+    figures = {k: v for k, v in spec.figures.items() if k not in MEASURED_FIELDS}
     return evolve(spec, key=f"{spec.key}-{sms}sm", name=f"{spec.name} ({sms} of {spec.sm_count} SMs)",
                   sm_count=sms, tc_flops=spec.tc_flops * f, cc_flops=spec.cc_flops * f,
                   peaks_by_dtype={k: v * f for k, v in spec.peaks_by_dtype.items()}, figures=figures, aliases=(),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from dsocr_trace.hardware.spec import GpuFigures
+from dsocr_trace.hardware.spec import DEFAULT_CLOCK_MHZ, GpuFigures
 from dsocr_trace.kernels.base import Estimate
 from dsocr_trace.kernels.query import Query
 
@@ -48,7 +48,6 @@ ATTN_Q_TILE = 128  # query rows per flash-attention block, when the kernel names
 # cp.async); a kernel cannot stream faster than SMs x clock x this, however fast the memory
 MEMORY_BYTES_PER_SM_CYCLE = 20.0
 TENSOR_BYTES_PER_SM_CYCLE = 32.0
-DEFAULT_CLOCK_HZ = 1.8e9
 # how far a memory-bound kernel's waves follow the SMs, by kind: element-wise and copies fully (1); row-wise
 # reductions (norms, softmax, sums) and index gathers less (a block per row, rows bounded by latency chains, not
 # by the SMs: on 16 of 132 SMs a large layer norm is 6.0x slower where an add is 8.0x); sorts and histograms
@@ -126,7 +125,7 @@ def sm_stream_s(q: Query, g: GpuFigures) -> float:
     bytes / (SMs x clock x bytes per SM-cycle of the kernel's kind)."""
     per_cycle = TENSOR_BYTES_PER_SM_CYCLE if tiled_units(q, None) is not None or q.family == "attention" \
         else MEMORY_BYTES_PER_SM_CYCLE
-    return q.bytes / (max(g.sm_count, 1) * (g.clock_hz or DEFAULT_CLOCK_HZ) * per_cycle)
+    return q.bytes / (max(g.sm_count, 1) * (g.clock_hz or DEFAULT_CLOCK_MHZ * 1e6) * per_cycle)
 
 
 def carry(e: Estimate, q: Query, src: GpuFigures, dst: GpuFigures, tile: tuple[int, int] | None = None) -> Estimate:
