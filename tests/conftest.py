@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# the disk cache of traces lives in a folder of this test session (subprocess CLI tests inherit it), never in the
+# user's ~/.cache
+os.environ["DSOCR_TRACE_CACHE"] = tempfile.mkdtemp(prefix="dsocr-trace-test-cache-")
 
 from dsocr_trace.analyze import Analysis, load_model, run_analysis
 from dsocr_trace.models.source import DEFAULT_MODEL

@@ -35,7 +35,9 @@ class Analysis:
 
 @define
 class LoadedModel:
-    model: Any
+    """A model's facts (config, parameter counts, notes) and, built on first use, its meta model: a run whose
+    traces all come from the disk cache never builds it."""
+
     cfg: dict[str, Any]
     source: str
     architecture: str
@@ -44,29 +46,51 @@ class LoadedModel:
     image_token_id: int
     stage_fn: Any
     generic: bool = False
-    text_config: Any = None
+    built: Any = None  # the meta model once built
+    text: Any = None  # the text config (cheap: no model needed)
+
+    @property
+    def model(self) -> Any:
+        if self.built is None:
+            from dsocr_trace.models.deepseek_ocr import build
+
+            with user_config_guard(self.source, "built"):
+                self.built = build(self.cfg)
+        return self.built
+
+    @property
+    def text_config(self) -> Any:
+        if self.text is None and self.built is not None:
+            self.text = self.built.model.config.text_config
+        if self.text is None:
+            from dsocr_trace.models.deepseek_ocr import model_config
+
+            self.text = model_config(self.cfg).text_config
+        return self.text
+
+    @property
+    def config_key(self) -> str:
+        """What a trace of this model depends on: its config and the code that builds and traces it."""
+        from dsocr_trace import cache as disk_cache
+
+        return disk_cache.key_of(self.cfg, disk_cache.code_fingerprint("models", "trace", "workload.py"))
 
 
 def load_model(model_id: str) -> LoadedModel:
-    """Build (once per process) the meta model for a model id or config path."""
+    """The model for a model id or config path (once per process; DeepSeek-OCR's facts from the disk cache)."""
     if model_id in _MODELS:
-        return _MODELS[model_id]  # type: ignore[no-any-return]
+        return _MODELS[model_id]
     from dsocr_trace.models.source import load_config
 
     cfg, source = load_config(model_id)  # before importing torch/transformers: a bad id fails at once
-
-    from dsocr_trace.models.deepseek_ocr import CLIP_PATCH_CONV_PARAMS, IMAGE_TOKEN_ID, build, check_supported
-    from dsocr_trace.models.params import count_params
-    from dsocr_trace.trace.ir import stage_of
-
     if not _is_deepseek_ocr(cfg):
         return _load_generic(model_id, cfg, source)
-    where = f"model config {source}"
-    check_supported(cfg, where)
-    with user_config_guard(source, "built"):
-        model = build(cfg)
-    omitted = {"vision_clip": ("CLIP patch-embedding conv (unused: SAM features are CLIP's patch embeddings)",
-                               CLIP_PATCH_CONV_PARAMS)}
+
+    from dsocr_trace import cache as disk_cache
+    from dsocr_trace.models.deepseek_ocr import CLIP_PATCH_CONV_PARAMS, IMAGE_TOKEN_ID, check_supported
+    from dsocr_trace.trace.ir import stage_of
+
+    check_supported(cfg, f"model config {source}")
     notes = [
         "Built from transformers' unlimited_ocr modules with full causal text attention (the DeepSeek-OCR v1 "
         "layout); DeepSeek's own remote code needs transformers <= 4.47.",
@@ -74,9 +98,17 @@ def load_model(model_id: str) -> LoadedModel:
         "transformers encodes the global view before the Gundam tiles (DeepSeek's code: tiles first): same ops.",
         "lm_head runs over every prefill position with fp32 logits, as DeepSeek-OCR's forward does.",
     ]
-    loaded = LoadedModel(model=model, cfg=cfg, source=source, architecture="DeepseekOCRForCausalLM",
-                         params=count_params(model, omitted), notes=notes, image_token_id=IMAGE_TOKEN_ID,
-                         stage_fn=stage_of, text_config=_text_config(model))
+    loaded = LoadedModel(cfg=cfg, source=source, architecture="DeepseekOCRForCausalLM", params={}, notes=notes,
+                         image_token_id=IMAGE_TOKEN_ID, stage_fn=stage_of)
+    params = disk_cache.load("params", loaded.config_key)
+    if params is None:
+        from dsocr_trace.models.params import count_params
+
+        omitted = {"vision_clip": ("CLIP patch-embedding conv (unused: SAM features are CLIP's patch embeddings)",
+                                   CLIP_PATCH_CONV_PARAMS)}
+        params = count_params(loaded.model, omitted)
+        disk_cache.store("params", loaded.config_key, params)
+    loaded.params = params
     _MODELS[model_id] = loaded
     return loaded
 
@@ -101,10 +133,6 @@ def user_config_guard(source: str, what: str) -> Iterator[None]:
                         "check that its dimensions agree, or start from the official config") from None
 
 
-def _text_config(model: Any) -> Any:
-    return model.model.config.text_config
-
-
 def _is_deepseek_ocr(cfg: dict[str, Any]) -> bool:
     raw = cfg.get("architectures")
     archs: list[Any] = raw if isinstance(raw, list) else []
@@ -123,16 +151,16 @@ def _load_generic(model_id: str, cfg: dict[str, Any], source: str) -> LoadedMode
              "Gundam tiles and DeepSeek token arithmetic do not apply: the image-token count is the model's own, "
              "measured by running its get_image_features on meta pixels." if tok is not None else
              "No image token in the config: traced as a text-only model (vision stages empty)."]
-    loaded = LoadedModel(model=model, cfg=cfg, source=source, architecture=arch, params=count_params(model),
-                         notes=notes, image_token_id=tok if tok is not None else -1, stage_fn=generic_stage,
-                         generic=True, text_config=conf.get_text_config())
+    loaded = LoadedModel(cfg=cfg, source=source, architecture=arch, params=count_params(model), notes=notes,
+                         image_token_id=tok if tok is not None else -1, stage_fn=generic_stage, generic=True,
+                         built=model, text=conf.get_text_config())
     _MODELS[model_id] = loaded
     return loaded
 
 
 def trace_phase(lm: LoadedModel, model_id: str, wl: Workload, phase: str, tracer: str = "dispatch",
                 kv_len: int | None = None) -> Trace:
-    """Trace one phase; cached by the shapes that determine the graph."""
+    """Trace one phase; cached (in this process and on disk) by the shapes that determine the graph."""
     from dsocr_trace.trace.capture import trace_decode, trace_prefill
 
     if phase == "prefill":
@@ -143,6 +171,14 @@ def trace_phase(lm: LoadedModel, model_id: str, wl: Workload, phase: str, tracer
     hit = _TRACES.get(key)
     if hit is not None:
         return hit
+    from dsocr_trace import cache as disk_cache
+
+    disk_key = None if lm.generic else disk_cache.key_of(lm.config_key, key[1:])
+    if disk_key is not None:
+        hit = disk_cache.load("trace", disk_key)
+        if isinstance(hit, Trace):
+            _TRACES[key] = hit
+            return hit
     if phase == "prefill" and tracer == "export":
         from dsocr_trace.trace.export import trace_prefill_export
 
@@ -156,6 +192,8 @@ def trace_phase(lm: LoadedModel, model_id: str, wl: Workload, phase: str, tracer
     else:
         tr = trace_decode(lm.model, wl, lm.stage_fn, key[-1], lm.text_config)
     _TRACES[key] = tr
+    if disk_key is not None:
+        disk_cache.store("trace", disk_key, tr)
     return tr
 
 

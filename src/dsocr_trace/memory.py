@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsocr_trace.cache import IdentityMemo
 from dsocr_trace.trace.ir import Trace
 
 WEIGHT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "fp32": 4}
@@ -25,7 +26,15 @@ def weight_bytes(components: dict[str, int], dtype: str) -> dict[str, int]:
     return out
 
 
+_PEAKS = IdentityMemo(512)
+
+
 def activation_peak(trace: Trace) -> tuple[int, int]:
+    """_activation_peak, remembered per trace object (a sweep asks once per point, the trace is the same)."""
+    return _PEAKS.get(trace, lambda: _activation_peak(trace))  # type: ignore[no-any-return]
+
+
+def _activation_peak(trace: Trace) -> tuple[int, int]:
     """Peak bytes of live non-parameter tensors over the op sequence, and the op where it happens.
 
     A tensor is allocated when its (non-view) producer runs and freed after its last consumer; views alias

@@ -228,5 +228,19 @@ def stage_predictions(items: list[Item], result: Any) -> dict[str, dict[str, Any
     if items and result.wall_s > frontier:
         out[items[-1].stage]["wall_s"] += result.wall_s - frontier
     for s in out.values():
-        s["bound"] = "host" if s["host_s"] > s["device_s"] else max(s["bound_s"], key=lambda k: s["bound_s"][k])
+        s["bound"] = bound_of(s)
     return out
+
+
+# A stage is host-bound when the device sits idle, waiting for the host, for more than this share of its wall.
+HOST_IDLE_SHARE = 0.10
+
+
+def bound_of(totals: dict[str, Any]) -> str:
+    """What limits a stage, the one rule every output shows: `host` when the device idles more than
+    HOST_IDLE_SHARE of the stage's wall, else the limiter (compute, memory, launch) with the most device time."""
+    wall, dev = totals["wall_s"], totals["device_s"]
+    if wall - dev > HOST_IDLE_SHARE * wall:
+        return "host"
+    bounds = totals.get("bound_s") or {}
+    return max(bounds, key=lambda k: bounds[k]) if any(bounds.values()) else "launch"

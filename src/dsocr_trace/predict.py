@@ -15,9 +15,11 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from attrs import field, frozen
 
+from dsocr_trace.cache import IdentityMemo
 from dsocr_trace.costs.base import Cost
 from dsocr_trace.hardware.profile import (
     DEFAULT_GRAPH_KERNEL_S,
@@ -103,7 +105,12 @@ def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, node: OpNode | N
         return _modelled(cost, spec, profile)
     model = profile.model
     if model is not None:
-        q = query_of(node, cost)
+        q = _query(node, cost)
+        memo = _memo_of(profile)
+        key = (q, cost.kernels)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
         e = model.estimate(q)
         if e is not None:
             sec, comp, mem = e.seconds, e.compute_s, e.memory_s
@@ -115,9 +122,27 @@ def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, node: OpNode | N
                 tag = "transferred"
             launch = profile.launch_s * cost.kernels
             bound = "launch" if sec <= 1.5 * launch else ("memory" if mem >= comp else "compute")
-            return KernelTime(sec, comp, mem, launch, bound, min(1.5, max(comp, mem) / sec) if sec > 0 else 0.0,
-                              f"{tag}:{e.how}")
+            kt = KernelTime(sec, comp, mem, launch, bound, min(1.5, max(comp, mem) / sec) if sec > 0 else 0.0,
+                            f"{tag}:{e.how}")
+            if len(memo) < 200_000:
+                memo[key] = kt
+            return kt
     return _modelled(cost, spec, profile)
+
+
+_QUERIES = IdentityMemo(500_000)
+_TIMES = IdentityMemo(64)
+
+
+def _memo_of(profile: Profile) -> dict[Any, KernelTime]:
+    """Kernel times a profile has answered, by (query, kernels): a query's time depends on nothing else."""
+    return _TIMES.get(profile, dict)  # type: ignore[no-any-return]
+
+
+def _query(node: OpNode | None, cost: Cost) -> Any:
+    """query_of, remembered per cost object (each node has its own): the op priced on several GPUs is described
+    once."""
+    return _QUERIES.get(cost, lambda: query_of(node, cost))
 
 
 def _modelled(cost: Cost, spec: DeviceSpec, profile: Profile) -> KernelTime:

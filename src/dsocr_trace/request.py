@@ -225,7 +225,7 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     decode_total = float(step_walls.sum())
     e2e = ttft + decode_total
     tc = analysis.traces["decode"].meta
-    kv_tok = kv_per_token_of(load_model(analysis.model_id).model.model.config.text_config)
+    kv_tok = kv_per_token_of(load_model(analysis.model_id).text_config)
     logits = logits_bytes_of(analysis.traces["prefill"])
     mem = memory_plan(analysis.traces["prefill"], analysis.params, wl.batch, wl.prefill_tokens + wl.output_tokens,
                       weight_dtype, kv_tok, spec.capacity_bytes, logits)

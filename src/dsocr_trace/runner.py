@@ -29,16 +29,13 @@ def warn(message: str) -> None:
 
 GIB = 2**30
 
-# A stage is host-bound when the device sits idle, waiting for the host, for more than this share of its wall.
-HOST_IDLE_SHARE = 0.10
-
-
 def stage_view(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per stage, the numbers the console shows, consistent with one another.
 
     host_s is the host time on the stage's critical path: under a CUDA-graph decode (fused, graph) one graph
     launch, not the eager issue cost the graph avoids. bound: `host` when the device idles more than
-    HOST_IDLE_SHARE of the stage's wall waiting for the host, else the limiter with the most device time."""
+    HOST_IDLE_SHARE of the stage's wall waiting for the host, else the limiter with the most device time
+    (plan.bound_of, computed once with the stage's prediction)."""
     preds = report.get("predictions") or {}
     ps = preds.get("stages") or {}
     from dsocr_trace.plan import GRAPH_DECODE
@@ -54,11 +51,8 @@ def stage_view(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             host = p["host_s"]
             if graph_decode and name == "decode.step":
                 host = preds["phases"]["decode"]["host_s"]
-            wall, dev = p["wall_s"], p["device_s"]
-            bounds = p.get("bound_s") or {}
-            limiter = max(bounds, key=lambda k: bounds[k]) if any(bounds.values()) else "launch"
-            row |= {"kernels": int(p["kernels"]), "device_s": dev, "host_s": host, "wall_s": wall,
-                    "bound": "host" if wall - dev > HOST_IDLE_SHARE * wall else limiter}
+            row |= {"kernels": int(p["kernels"]), "device_s": p["device_s"], "host_s": host, "wall_s": p["wall_s"],
+                    "bound": p["bound"]}
         out[name] = row
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from dsocr_trace.cache import IdentityMemo
 from dsocr_trace.costs import (  # noqa: F401
     attention,
     gemm,
@@ -48,7 +49,19 @@ class NodeCosts:
     uncosted: dict[str, int]  # op -> count of nodes with no rule
 
 
+_COSTED = IdentityMemo(512)  # traces whose costs are remembered (a sweep's fit points, a service's requests)
+
+
 def cost_trace(trace: Trace, opts: CostOptions = DEFAULT_OPTIONS) -> NodeCosts:
+    """Every node of the trace through the rule registry; remembered per (trace, options) in this process."""
+    per_trace: dict[CostOptions, NodeCosts] = _COSTED.get(trace, dict)
+    hit = per_trace.get(opts)
+    if hit is None:
+        hit = per_trace[opts] = _cost_trace(trace, opts)
+    return hit
+
+
+def _cost_trace(trace: Trace, opts: CostOptions) -> NodeCosts:
     eager: list[Cost | None] = []
     fused: dict[int, Cost] = {}
     uncosted: dict[str, int] = {}

@@ -8,9 +8,7 @@ cost rules and queries a traced node goes through.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from attrs import evolve
@@ -32,6 +30,7 @@ class PerfModel:
         self.hw = hw
         self.factors = dict(factors or {})
         self.n_points = len(pts)
+        self._memo: dict[Query, Estimate | None] = {}  # a model's layers repeat the same queries
         self.families: dict[str, Any] = {
             "gemm": GemmFamily("gemm", pts, hw, use_tiles),
             "conv": GemmFamily("conv", pts, hw, use_tiles),
@@ -47,6 +46,18 @@ class PerfModel:
 
     def estimate(self, q: Query) -> Estimate | None:
         """The op's time inside the model: the standalone estimate times its in-model factor."""
+        try:
+            return self._memo[q]
+        except KeyError:
+            pass
+        except TypeError:  # a query with an unhashable detail: not remembered
+            return self._estimate(q)
+        if len(self._memo) > 200_000:
+            self._memo.clear()
+        e = self._memo[q] = self._estimate(q)
+        return e
+
+    def _estimate(self, q: Query) -> Estimate | None:
         e = self.standalone(q)
         if e is None or not self.factors:
             return e
@@ -71,53 +82,21 @@ def points_of(sweep_points: Mapping[str, Mapping[str, Any]], exclude_sources: It
     return out
 
 
-# bump when queries, cost rules or Point change: cached points of an older derivation are not reused
-DERIVATION = "3"
-
-
-def _cache_dir() -> Path | None:
-    import os
-
-    base = os.environ.get("DSOCR_TRACE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dsocr-trace")
-    try:
-        Path(base).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return Path(base)
-
-
 _POINTS: dict[str, list[Point]] = {}
 
 
 def cached_points(sweep_points: Mapping[str, Mapping[str, Any]]) -> list[Point]:
-    """points_of(sweep_points), remembered in this process and on disk (keyed by the sweep's content and
-    DERIVATION): deriving them runs every spec through the meta device and the cost rules (seconds)."""
-    import hashlib
-    import pickle
+    """points_of(sweep_points), remembered in this process and on disk (keyed by the sweep's content and the
+    code that derives points): deriving them runs every spec through the meta device and the cost rules."""
+    from dsocr_trace import cache as disk_cache
 
-    import orjson
-
-    key = hashlib.sha1(orjson.dumps(sweep_points, option=orjson.OPT_SORT_KEYS) + DERIVATION.encode()).hexdigest()
+    key = disk_cache.key_of(sweep_points, disk_cache.code_fingerprint("costs", "kernels", "trace"))
     hit = _POINTS.get(key)
     if hit is not None:
         return hit
-    d = _cache_dir()
-    f = d / f"points-{key}.pkl" if d is not None else None
-    if f is not None and f.is_file():
-        try:
-            pts = pickle.loads(f.read_bytes())
-            _POINTS[key] = pts
-            return pts  # type: ignore[no-any-return]
-        except Exception:  # a stale or broken cache file: derive again
-            pass
-    pts = points_of(sweep_points)
+    pts = disk_cache.load("points", key)
+    if pts is None:
+        pts = points_of(sweep_points)
+        disk_cache.store("points", key, pts)
     _POINTS[key] = pts
-    if f is not None:
-        try:
-            tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(pickle.dumps(pts))
-            tmp.replace(f)
-        except OSError:
-            pass
-    return pts
+    return pts  # type: ignore[no-any-return]

@@ -129,16 +129,22 @@ class DeepseekOCRForCausalLM(nn.Module):
         return logits, out.cache
 
 
+def model_config(cfg: dict[str, Any]) -> Any:
+    """transformers' config object of the build (no model: cheap)."""
+    check_supported(cfg)
+    from transformers.models.unlimited_ocr.configuration_unlimited_ocr import UnlimitedOcrConfig
+
+    return UnlimitedOcrConfig(text_config=text_config(cfg), vision_config=vision_config(cfg),
+                              image_token_id=IMAGE_TOKEN_ID, tie_word_embeddings=False)
+
+
 def build(cfg: dict[str, Any], device: str | torch.device = "meta", dtype: torch.dtype = torch.bfloat16,
           attn_implementation: str = "sdpa", experts_implementation: str | None = None) -> DeepseekOCRForCausalLM:
     """Build the model (meta by default: no memory, no weights)."""
-    check_supported(cfg)
-    from transformers.models.unlimited_ocr.configuration_unlimited_ocr import UnlimitedOcrConfig
     from transformers.models.unlimited_ocr.modeling_unlimited_ocr import UnlimitedOcrModel
 
+    conf = model_config(cfg)
     tc = text_config(cfg)
-    conf = UnlimitedOcrConfig(text_config=tc, vision_config=vision_config(cfg), image_token_id=IMAGE_TOKEN_ID,
-                              tie_word_embeddings=False)
     vc: Any = conf.vision_config
     c: Any
     for c in (conf, conf.text_config, vc, vc.sam_config, vc.encoder_config):

@@ -607,162 +607,29 @@ def family_totals(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] 
     return out
 
 
-def _model_dims(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Hyperparameters from the model's config (package data or the path in the report); {} if unreadable."""
-    if (report.get("model") or {}).get("architecture", "DeepseekOCRForCausalLM") != "DeepseekOCRForCausalLM":
-        return {}  # the worked examples know DeepSeek-OCR v1's layout only
-    try:
-        from dsocr_trace.models.deepseek_ocr import text_config, vision_config
-        from dsocr_trace.models.source import load_config
-
-        cfg, _ = load_config(str((report.get("model") or {}).get("id", "")))
-        t, v = text_config(cfg), vision_config(cfg)
-    except Exception:
-        return {}
-    sam, clip = v.get("sam_config") or {}, v.get("encoder_config") or {}
-    width = (cfg.get("vision_config") or {}).get("width") or {}
-    sam_raw, clip_raw = width.get("sam_vit_b", {}), width.get("clip-l-14-224", {})
-    h_sam = int(sam.get("num_attention_heads", sam_raw.get("heads", 12)))
-    w_sam = int(sam.get("hidden_size", sam_raw.get("width", 768)))
-    w_clip = int(clip.get("hidden_size", clip_raw.get("width", 1024)))
-    h_clip = int(clip.get("num_attention_heads", clip_raw.get("heads", 16)))
-    heads = int(t["num_attention_heads"])
-    return {
-        "H": int(t["hidden_size"]), "heads": heads, "kv_heads": int(t["num_key_value_heads"]),
-        "D": int(t["hidden_size"]) // heads, "layers": int(t["num_hidden_layers"]),
-        "dense_layers": sum(1 for x in t["mlp_layer_types"] if x == "dense"),
-        "I_dense": int(t["intermediate_size"]), "I": int(t["moe_intermediate_size"]), "E": int(t["n_routed_experts"]),
-        "k": int(t["num_experts_per_tok"]), "shared": int(t["n_shared_experts"]), "V": int(t["vocab_size"]),
-        "sam_width": w_sam, "sam_heads": h_sam, "sam_D": w_sam // h_sam,
-        "sam_layers": int(sam.get("num_hidden_layers", sam_raw.get("layers", 12))),
-        "sam_global": list(sam.get("global_attn_indexes", sam_raw.get("global_attn_indexes", [2, 5, 8, 11]))),
-        "sam_window": int(sam.get("window_size", 14)), "sam_mlp": int(sam.get("mlp_dim", 4 * w_sam)),
-        "clip_width": w_clip, "clip_heads": h_clip, "clip_D": w_clip // h_clip,
-        "clip_layers": int(clip.get("num_hidden_layers", clip_raw.get("layers", 24))),
-        "clip_mlp": int(clip.get("intermediate_size", 4096)),
-        "proj_in": int(((cfg.get("projector_config") or {}).get("input_dim")) or 2048),
-    }
-
-
-def _views(wl: Mapping[str, Any]) -> list[tuple[int, int]]:
-    """(side in px, count) of the images SAM and CLIP encode per page."""
-    views = [(int(wl.get("base_size") or 1024), 1)]
-    if wl.get("n_tiles"):
-        views.append((int(wl.get("tile_size") or 640), int(wl["n_tiles"])))
-    return views
-
-
-def _causal_pairs(tq: int, tk: int) -> int:
-    return tq * (tq + 1) // 2 + tq * max(tk - tq, 0)
-
-
-def _applied(fam: str, d: Mapping[str, Any], wl: Mapping[str, Any]) -> list[str]:
-    """The family's formula evaluated with this workload's numbers (one layer / one call unless stated)."""
-    if not d:
-        return ["(model config unavailable: no worked example)"]
-    B = int(wl.get("batch") or 1)
-    T = int(wl.get("prefill_tokens") or 0)
-    L = int(wl.get("decode_kv_len") or T + 1)
-    out: list[str] = []
-    if fam == "sam_attention":
-        out.append(f"SAM: width {d['sam_width']}, {d['sam_heads']} heads of D = {d['sam_D']}, {d['sam_layers']} "
-                   f"layers, global attention in layers {d['sam_global']}, window {d['sam_window']} elsewhere.")
-        w = d["sam_window"]
-        for side, count in _views(wl):
-            g = side // 16
-            n = g * g
-            pad = math.ceil(g / w) * w
-            nw = (pad // w) ** 2
-            win_pairs = B * count * nw * d["sam_heads"] * (w * w) ** 2
-            glob_pairs = B * count * d["sam_heads"] * n * n
-            dd = 2 * d["sam_D"]
-            out.append(f"- {count} view(s) of {side} px: {g}x{g} = {n:,} patch tokens; windowed layers pad to "
-                       f"{pad}x{pad} = {nw} windows of {w * w} tokens: pairs = {B}·{count}·{nw}·{d['sam_heads']}·"
-                       f"{w * w}² = {win_pairs:,}, {si(2 * win_pairs * dd, 'FLOP')} tensor-core per layer; global "
-                       f"layers: pairs = {B}·{count}·{d['sam_heads']}·{n:,}² = {glob_pairs:,}, "
-                       f"{si(2 * glob_pairs * dd, 'FLOP')} per layer; the dense rel-pos bias alone is "
-                       f"{si(glob_pairs * 2, 'B')} (bf16) per global layer.")
-    elif fam == "sam_block":
-        for side, count in _views(wl):
-            n = (side // 16) ** 2 * count * B
-            out.append(f"- {count} view(s) of {side} px: M = {n:,} tokens; MLP GEMMs 2·M·{d['sam_width']}·"
-                       f"{d['sam_mlp']} each = {si(2 * n * d['sam_width'] * d['sam_mlp'], 'FLOP')} (x2 per layer, "
-                       f"{d['sam_layers']} layers; windowed layers run on the padded token grid).")
-    elif fam == "sam_neck":
-        for side, count in _views(wl):
-            g = side // 16
-            m = B * count * g * g
-            out.append(f"- {count} view(s) of {side} px: neck conv1 1x1 {d['sam_width']}->256 on {g}x{g}: "
-                       f"{si(2 * m * d['sam_width'] * 256, 'FLOP')}; conv2 3x3 256->256: "
-                       f"{si(2 * m * 256 * 9 * 256, 'FLOP')}; then two stride-2 3x3 convs 256->512->1024 down to "
-                       f"{g // 4}x{g // 4} = {(g // 4) ** 2} tokens per view.")
-    elif fam == "patch_embed":
-        for side, count in _views(wl):
-            g = side // 16
-            m = B * count * g * g
-            out.append(f"- {count} view(s) of {side} px: 16x16 stride-16 conv 3->{d['sam_width']} over {g}x{g} "
-                       f"patches: 2·{m:,}·{d['sam_width']}·768 = {si(2 * m * d['sam_width'] * 768, 'FLOP')}.")
-    elif fam == "clip_block":
-        for side, count in _views(wl):
-            t = (side // 64) ** 2 + 1
-            pairs = B * count * d["clip_heads"] * t * t
-            m = B * count * t
-            out.append(f"- {count} view(s) of {side} px: T = {(side // 64) ** 2}+1 (CLS) = {t} tokens; attention "
-                       f"pairs {B}·{count}·{d['clip_heads']}·{t}² = {pairs:,}, {si(4 * pairs * d['clip_D'], 'FLOP')}"
-                       f" per layer; q/k/v/out GEMMs 4·2·{m}·{d['clip_width']}² = "
-                       f"{si(8 * m * d['clip_width'] ** 2, 'FLOP')}; MLP 2·2·{m}·{d['clip_width']}·{d['clip_mlp']}"
-                       f" = {si(4 * m * d['clip_width'] * d['clip_mlp'], 'FLOP')} per layer, {d['clip_layers']} "
-                       "layers.")
-    elif fam == "projector":
-        v = int(wl.get("vision_tokens") or 0)
-        out.append(f"- linear {d['proj_in']} -> {d['H']} (SAM 1024 + CLIP 1024 features concatenated) over the "
-                   f"image grid tokens: about 2·M·{d['proj_in']}·{d['H']} with M ≈ {v} vision tokens minus the "
-                   f"newline/separator tokens = {si(2 * v * d['proj_in'] * d['H'], 'FLOP')} (upper bound).")
-    elif fam == "decoder_attention":
-        Dh, h = d["D"], d["heads"]
-        pp = B * h * _causal_pairs(T, T)
-        dp = B * h * L
-        out.append(f"- prefill: B = {B}, H = {h}, Tq = Tk = {T}, D = Dv = {Dh}: pairs = {B}·{h}·{T}·{T + 1}/2 = "
-                   f"{pp:,}; SDPA {si(2 * pp * 2 * Dh, 'FLOP')} tensor-core + ~{si(5 * pp, 'FLOP')} CUDA-core per "
-                   f"layer; q/k/v/o projections 4·2·{B * T}·{d['H']}² = {si(8 * B * T * d['H'] ** 2, 'FLOP')}.")
-        out.append(f"- decode step: Tq = 1, Tk = {L}: pairs = {dp:,}; SDPA {si(4 * dp * Dh, 'FLOP')} per layer, "
-                   f"reading K and V = {si(2 * B * d['kv_heads'] * L * Dh * 2, 'B')} (bf16) per layer.")
-    elif fam == "kv_cache":
-        per_tok = 2 * d["layers"] * d["kv_heads"] * d["D"] * 2
-        out.append(f"- KV bytes per token = 2 (K, V) · {d['layers']} layers · {d['kv_heads']} heads · {d['D']} · 2 B"
-                   f" = {per_tok:,} B; at KV length {L}: {si(B * per_tok * L, 'B')} for batch {B}.")
-        out.append(f"- transformers' DynamicCache grows by torch.cat: each decode step reads the old cache and "
-                   f"writes the new one, ≈ 2·{si(B * per_tok * (L - 1), 'B')} per step at this length (vs "
-                   f"{si(B * per_tok, 'B')} for an in-place append).")
-    elif fam == "rmsnorm":
-        n = 2 * d["layers"] + 1
-        out.append(f"- {n} RMSNorms per forward (2 per layer + final), each over rows × {d['H']}: prefill "
-                   f"{B * T} rows → {si(4 * B * T * d['H'], 'FLOP')} and {si(2 * 2 * B * T * d['H'] + 2 * d['H'], 'B')}"
-                   " each when fused; eager runs ~8 aten kernels per norm (cast, pow, mean, add, rsqrt, mul, cast, "
-                   "mul).")
-    elif fam == "moe":
-        E, k, Hh, Ii = d["E"], d["k"], d["H"], d["I"]
-        n_moe = d["layers"] - d["dense_layers"]
-        for label, tokens in (("prefill", B * T), ("decode step", B)):
-            touched = E * (1 - (1 - k / E) ** tokens)
-            out.append(f"- {label}: T = {tokens}, k = {k} of E = {E}, H = {Hh}, I = {Ii}: routed FLOPs "
-                       f"T·k·(2·H·2I + 2·I·H) = {si(tokens * k * (4 * Hh * Ii + 2 * Ii * Hh), 'FLOP')}; "
-                       f"E_touched = {touched:.1f}; expert weights read {si(touched * 3 * Hh * Ii * 2, 'B')} per layer "
-                       f"({n_moe} MoE layers); {d['shared']} shared experts add a dense SwiGLU of width "
-                       f"{d['shared'] * Ii}.")
-    elif fam == "dense_mlp":
-        n = d["dense_layers"]
-        out.append(f"- {n} dense layer(s): SwiGLU H = {d['H']} -> I = {d['I_dense']}: 3·2·M·H·I = "
-                   f"{si(6 * B * T * d['H'] * d['I_dense'], 'FLOP')} at prefill M = {B * T}; decode reads "
-                   f"{si(3 * d['H'] * d['I_dense'] * 2, 'B')} of weights per token step.")
-    elif fam == "lm_head":
-        out.append(f"- 2·M·H·V with H = {d['H']}, V = {d['V']:,}: prefill M = {B * T} (every position, as "
-                   f"DeepSeek-OCR's forward does) = {si(2 * B * T * d['H'] * d['V'], 'FLOP')}, fp32 logits "
-                   f"{si(4 * B * T * d['V'], 'B')}; decode M = {B}: {si(2 * B * d['H'] * d['V'], 'FLOP')}, weight "
-                   f"read {si(d['H'] * d['V'] * 2, 'B')}.")
-    elif fam == "decoder_other":
-        out.append(f"- token embedding gather ({B * T} rows of {d['H']} at prefill), RoPE cos/sin tables, residual "
-                   "adds of each decoder layer: memory-bound, a few kernels per layer.")
+def _applied(fam_nodes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The family's cost rules as this report applied them: each distinct traced op (op and input shapes, per
+    phase) with its calls and the FLOPs and bytes the rule gave one call, read from the node rows, never
+    re-derived. Repeated layers show as one row with their call count."""
+    if not fam_nodes:
+        return ["(no per-node data in this report: see the traced totals below)"]
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for n in fam_nodes:
+        shapes = _shape_str(n.get("input_shapes"))
+        g = groups.setdefault((str(n.get("phase", "")), str(n.get("op", "")), shapes),
+                              {"calls": 0, "flops": 0.0, "bytes": 0.0, "kernels": 0, "weight_bytes": 0.0})
+        g["calls"] += 1
+        g["flops"] += _num(n.get("tc_flops")) + _num(n.get("cc_flops"))
+        g["bytes"] += _node_bytes(n)
+        g["kernels"] += int(_num(n.get("kernels")))
+    rows = sorted(groups.items(), key=lambda kv: (kv[0][0] != "prefill", -kv[1]["flops"], -kv[1]["bytes"]))
+    table = [[ph, f"`{op}`", shapes or "-", g["calls"], si(g["flops"] / g["calls"], "FLOP"),
+              si(g["bytes"] / g["calls"], "B"), si(g["flops"], "FLOP"), si(g["bytes"], "B")]
+             for (ph, op, shapes), g in rows[:12]]
+    out = _md_table(["phase", "op", "input shapes", "calls", "FLOP per call", "bytes per call (mean)", "FLOP", "bytes"],
+                    table, "lllrrrrr")
+    if len(rows) > 12:
+        out.append(f"({len(rows) - 12} more distinct ops: nodes.csv lists every node)")
     return out
 
 
@@ -976,7 +843,7 @@ def _module_classes(report: Mapping[str, Any], fam: str) -> list[str]:
     return sorted(seen)
 
 
-def layer_doc(report: Mapping[str, Any], fam: str, ft: Mapping[str, Any], dims: Mapping[str, Any],
+def layer_doc(report: Mapping[str, Any], fam: str, ft: Mapping[str, Any],
               nodes: Sequence[Mapping[str, Any]] | None = None,
               by_family: Mapping[str, list[Mapping[str, Any]]] | None = None) -> str:
     info = FAMILIES[fam]
@@ -992,7 +859,9 @@ def layer_doc(report: Mapping[str, Any], fam: str, ft: Mapping[str, Any], dims: 
           f"Workload `{wl.get('label', wl.get('mode'))}`: {wl.get('vision_tokens')} vision tokens, "
           f"{wl.get('prefill_tokens')} prefill tokens per sequence, batch {wl.get('batch')}, decode step at KV "
           f"length {wl.get('decode_kv_len')}.", ""]
-    L += _applied(fam, dims, wl)
+    if by_family is None:
+        by_family = nodes_by_family(report, nodes)
+    L += _applied(by_family.get(fam, []))
     L += ["", "Traced totals of this family (every op counted once, under the family of its innermost module):", ""]
     L += _family_table(ft, fam)
     if fam == "kv_cache" and not any((ft.get(ph) or {}).get("kv_cache") for ph in ft):
@@ -1016,13 +885,12 @@ def write_layer_docs(report: Mapping[str, Any], folder: str | Path,
     root = Path(folder) / "docs"
     root.mkdir(parents=True, exist_ok=True)
     ft = family_totals(report, nodes)
-    dims = _model_dims(report)
     fams = families_present(report, ft)
     by_family = nodes_by_family(report, nodes)
     written = []
     for fam in fams:
         p = root / f"{fam}.md"
-        p.write_text(layer_doc(report, fam, ft, dims, nodes, by_family), encoding="utf-8")
+        p.write_text(layer_doc(report, fam, ft, nodes, by_family), encoding="utf-8")
         written.append(p)
     wl = report.get("workload") or {}
     idx = ["# Layer docs", "", f"Model {(report.get('model') or {}).get('id', '?')}, workload "

@@ -1,5 +1,5 @@
 """One training step, one way: config -> a fresh meta model -> trace -> costs (memory and time in memory.py and
-predict.py). Traces are cached per (model, shapes, training config) in this process."""
+predict.py). Traces are cached per (model, shapes, training config) in this process and on disk."""
 
 from __future__ import annotations
 
@@ -41,9 +41,17 @@ def trace_train(model_id: str, wl: Workload, cfg: TrainConfig) -> Trace:
     if lm.generic:
         raise UserError(f"--phase train is implemented for DeepSeek-OCR only ({lm.architecture} was given): "
                         "use --phase infer for other models")
+    from dsocr_trace import cache as disk_cache
+
+    disk_key = disk_cache.key_of(lm.config_key, "train", key[1:])
+    hit = disk_cache.load("train-trace", disk_key)
+    if isinstance(hit, Trace):
+        _TRACES[key] = hit
+        return hit
     tr = trace_train_step(build(lm.cfg), wl, cfg, lm.stage_fn, lm.image_token_id,
                           int(lm.text_config.vocab_size))
     _TRACES[key] = tr
+    disk_cache.store("train-trace", disk_key, tr)
     return tr
 
 
