@@ -29,6 +29,7 @@ from dsocr_trace.runner import analyze_command
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "h100"
 DEVICES = resources.files("dsocr_trace.hardware").joinpath("devices")
+PROFILES = Path(str(resources.files("dsocr_trace.hardware").joinpath("profiles")))
 
 # runs each argv through cli.main() with stdout/stderr captured; a traceback is recorded, not raised
 _RUNNER = r"""
@@ -70,6 +71,18 @@ def _files(d: Path, report: dict[str, Any], counts: dict[str, Any]) -> None:
     (d / "big.json").write_text(json.dumps(h100).replace('"tc_bf16_dense_tflops": 989.4',
                                                          '"tc_bf16_dense_tflops": 1e300'))
     (d / "typo.yaml").write_text(yaml.safe_dump(h100 | {"l2_mbb": 50}))
+    prof = next(iter(sorted(PROFILES.iterdir(), key=lambda p: p.name)))
+    raw = prof.read_bytes()
+    (d / "trunc.json.gz").write_bytes(raw[: len(raw) // 2])
+    (d / "intevents.json").write_text(json.dumps({"traceEvents": [1, 2, 3, "x"]}))
+    (d / "hist_bool.json").write_text(json.dumps({"1": [True, False] * 32}))
+    (d / "hist_empty.json").write_text(json.dumps({}))
+    (d / "hist_zero.json").write_text(json.dumps({"1": [0] * 64}))
+    (d / "hist_32.json").write_text(json.dumps({str(i): [6] * 32 for i in range(1, 12)}))
+    (d / "llama.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+        "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "vocab_size": 1000,
+        "max_position_embeddings": 2048}))
     (d / "bert.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 64, "num_attention_heads": 4,
                                              "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100}))
 
@@ -99,6 +112,24 @@ CASES: dict[str, tuple[list[str], int, str]] = {
               "--json", "--out", "{d}/j"], 0, '"prediction"'),
     "compare_trace": (["compare", "{d}/report.json", str(RESULTS / "trace_decode_kv1000_b1.json.gz")], 0,
                       "Predicted vs measured"),
+    "profile_truncated_gzip": (["analyze", "--mode", "tiny", "--device", "h100", "--profile", "{d}/trunc.json.gz"],
+                               2, "gzip data is truncated"),
+    "compare_int_events": (["compare", "{d}/report.json", "{d}/intevents.json"], 2, "numeric ts and dur"),
+    "routing_bools": (["analyze", "--mode", "tiny", "--routing", "histogram:{d}/hist_bool.json"], 2,
+                      "whole numbers >= 0"),
+    "routing_empty": (["analyze", "--mode", "tiny", "--routing", "histogram:{d}/hist_empty.json"], 2,
+                      "histogram is empty"),
+    "routing_all_zero": (["analyze", "--mode", "tiny", "--routing", "histogram:{d}/hist_zero.json"], 2,
+                         "routes no rows"),
+    "routing_32_experts": (["analyze", "--mode", "tiny", "--routing", "histogram:{d}/hist_32.json"], 2,
+                           "has 32 experts per layer, the model has 64"),
+    "sweep_empty_execution": (["sweep", "--modes", "tiny", "--devices", "h100", "--execution", "",
+                               "--out", "{d}/e.csv"], 2, "must each list at least one entry"),
+    "sweep_too_many_points": (["sweep", "--modes", "tiny", "--devices", "h100", "--batch",
+                               ",".join(map(str, range(1, 501))), "--output-tokens",
+                               ",".join(map(str, range(1, 201))), "--out", "{d}/big.csv"], 2, "split it"),
+    "llama_sweep": (["sweep", "--model", "{d}/llama.json", "--modes", "tiny", "--devices", "h100",
+                     "--out", "{d}/llama.csv"], 0, "1 points ->"),
 }
 
 
@@ -113,7 +144,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory, h100_report: dict[str, Any],
                        cwd=d, timeout=600, env=os.environ | {"COLUMNS": "120"})
     assert r.returncode == 0, r.stderr[-3000:]
     made = sorted(p.name for p in d.iterdir())
-    assert made == sorted([*before, "j"]), made  # failures wrote nothing, not even a parent folder
+    assert made == sorted([*before, "j", "llama.csv"]), made  # failures wrote nothing, not even a parent folder
     return d, json.loads(r.stdout)
 
 

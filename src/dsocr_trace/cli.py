@@ -328,6 +328,21 @@ def validate(
                      out=out, force=force, workloads=workloads, decode=decode)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (each traces on its own; the disk cache is shared).",
+                                         min=1, max=64)] = 1,
+    openapi: Annotated[Path | None, typer.Option(help="Write the OpenAPI description to this file and exit.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --openapi file.")] = False,
+) -> None:
+    """The planning service: analyze, sweep, plan and the device catalog over HTTP/JSON (OpenAPI at /docs)."""
+    from dsocr_trace.runner import serve_command
+
+    serve_command(host, port, workers, openapi, force)
+
+
 _HEAVY_COMMANDS = {"analyze", "sweep", "compare", "calibrate", "validate"}
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 

@@ -19,20 +19,13 @@ from attrs import frozen
 
 from dsocr_trace.capacity import annotate
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.profile import Profile, profile_from_document, read_document
+from dsocr_trace.hardware.profile import Profile, profile_from_document, profile_kind, read_document
 from dsocr_trace.hardware.spec import DeviceSpec, catalog, load_device
 from dsocr_trace.report.console import console
 from dsocr_trace.sweep import run_sweep
 
 GIB = 2**30
 MAX_PLAN_BATCH = 1024  # beyond this a single GPU holds no DeepSeek-OCR batch of any mode
-
-
-def profile_kind(source: str) -> str:
-    """A profile's source in one word: calibrated (measured on this GPU), transferred, or datasheet."""
-    if "transferred" in source:
-        return "transferred"
-    return "calibrated" if source.startswith("calibrated") else "datasheet"
 
 
 def _gib(x: float) -> str:

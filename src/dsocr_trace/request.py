@@ -7,10 +7,12 @@ the fitted step at any L instead of tracing N steps.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from typing import Any
 
 import numpy as np
+from attrs import evolve
 
 from dsocr_trace.analyze import Analysis, load_model, trace_phase
 from dsocr_trace.costs import cost_trace
@@ -86,6 +88,12 @@ class DecodeFit:
         self.host = host
         self.syncs = syncs
         self.execution = execution
+
+    def host_scaled(self, factor: float) -> DecodeFit:
+        """The same step behind a host `factor` times as slow per call (device times unchanged)."""
+        out = copy.copy(self)
+        out.host = [h * factor for h in self.host]
+        return out
 
     def device_times(self, kv: int) -> np.ndarray:
         return np.maximum(self.a + self.b * kv, 0.0)
@@ -190,16 +198,21 @@ def throughput_of(batch: int, e2e_s: float, spec: DeviceSpec) -> dict[str, Any]:
     return out
 
 
-def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str) -> dict[str, Any]:
+def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str,
+              walls: tuple[Any, list[Item], DecodeFit] | None = None) -> dict[str, Any]:
     """TTFT, mean step and end-to-end walls with the host costs at either end of HOST_BAND: what the same GPU
-    gives behind a faster or a slower host CPU (the kernels stay; host work and its overlap move)."""
+    gives behind a faster or a slower host CPU (the kernels stay; host work and its overlap move). Every host
+    time of a plan is a sum of the profile's host costs, so scaling them by f scales each item's host time by f:
+    the plans of `walls` (request_walls' answer) are replayed with scaled host times, not planned again."""
     wl = analysis.workload
+    _, items, fit = walls if walls is not None else request_walls(analysis, spec, profile, execution)
+    tr = analysis.traces["prefill"]
     out: dict[str, Any] = {"host_factor": list(HOST_BAND), "ttft_s": [], "tpot_mean_s": [], "e2e_s": []}
     for f in HOST_BAND:
         prof = host_scaled(profile, f)
-        result, _, fit = request_walls(analysis, spec, prof, execution)
-        probe, walls, _ = integrate_decode(fit, wl.prefill_tokens, wl.output_tokens, prof)
-        step_walls = per_step(wl.prefill_tokens, wl.output_tokens, probe, walls)
+        result, _ = run_plan([evolve(it, host_s=it.host_s * f) for it in items], tr, execution, prof)
+        probe, step_at, _ = integrate_decode(fit.host_scaled(f), wl.prefill_tokens, wl.output_tokens, prof)
+        step_walls = per_step(wl.prefill_tokens, wl.output_tokens, probe, step_at)
         out["ttft_s"].append(result.wall_s)
         out["tpot_mean_s"].append(float(step_walls.mean()))
         out["e2e_s"].append(result.wall_s + float(step_walls.sum()))
@@ -242,7 +255,7 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
         "tokens_per_s": wl.batch * wl.output_tokens / e2e,
         **throughput_of(wl.batch, e2e, spec),
         "decode_host_share": max(0.0, 1.0 - device_mean / float(step_walls.mean())),
-        "wall_band": host_band(analysis, spec, profile, execution),
+        "wall_band": host_band(analysis, spec, profile, execution, (pre_result, pre_items, fit)),
     }
     bounds = Counter(r["bound"] for r in nodes["decode"])
     return {

@@ -167,37 +167,10 @@ def write_graphml_file(path: Path, force: bool, a: Analysis, report: dict[str, A
 
 def resolve_device(device: str | None, device_file: Path | None, profile: Path | None,
                    notes: list[str] | None = None) -> tuple[Any, Any] | None:
-    """(spec, profile) for --device / --device-file / --profile, or None without a device.
+    """(spec, profile) for --device / --device-file / --profile, or None without a device (prediction.py)."""
+    from dsocr_trace.prediction import resolve_hardware
 
-    An unchanged copy of a catalog file (the same figures) predicts with that entry's packaged profile, as
-    --device KEY would: a copy must not silently lose a calibration. What was decided goes into `notes`."""
-    from dsocr_trace.hardware.profile import load_profile, packaged_profile
-    from dsocr_trace.hardware.provenance import profile_provenance
-    from dsocr_trace.hardware.spec import catalog, load_device, load_device_file, same_hardware
-
-    notes = notes if notes is not None else []
-    if device is None and device_file is None:
-        if profile is not None:
-            raise UserError("--profile needs the GPU it was measured on: add --device NAME or --device-file")
-        return None
-    if device is not None and device_file is not None:
-        raise UserError("give either --device or --device-file, not both")
-    spec = load_device_file(device_file) if device_file is not None else load_device(str(device))
-    if profile is not None:
-        prof = load_profile(profile, spec)
-        if prof.device and prof.device != spec.key and not any(
-                c.key == prof.device and same_hardware(c, spec) for c in catalog()):
-            notes.append(f"profile {profile} was made for {prof.device}, predictions are for {spec.name}: "
-                         "its measured times apply only as far as the two GPUs are alike")
-        return spec, prof
-    twin = None if spec.origin.startswith("catalog") else next(
-        (c for c in catalog() if same_hardware(c, spec)), None)
-    prof = packaged_profile(twin if twin is not None else spec)
-    if twin is not None and prof.calibrated:
-        notes.append(f"device file {device_file} has the figures of catalog device {twin.key} ({twin.name}): "
-                     f"using its packaged profile, {profile_provenance(prof)['text']}; change a figure or pass "
-                     "--profile to predict with another")
-    return spec, prof
+    return resolve_hardware(device, device_file, profile, notes)
 
 
 def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) -> list[str]:
@@ -490,9 +463,11 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
         check_target(plots, force, "plots folder")
     if html is not None:
         check_html_target(html, force, out)
-    rows = run_sweep(model, modes, devices, batch, output_tokens, execution)
+    from dsocr_trace.report.console import progress_bar
+
+    with progress_bar("pricing") as update:
+        rows = run_sweep(model, modes, devices, batch, output_tokens, execution, progress=update)
     rows = annotate(rows, model, {d: load_device(d) for d in dict.fromkeys(r["device"] for r in rows)})
-    print_sweep_summary(rows)
     # every output is written to a temporary sibling and renamed into place at the end: all of them or none
     with ExitStack() as stack:
         if plots is not None:
@@ -504,6 +479,7 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
 
             stack.enter_context(atomic_file(html, force, "HTML file")).write_text(sweep_html(rows), encoding="utf-8")
         write_rows(rows, stack.enter_context(atomic_file(out, force, "sweep file")), out.suffix.lower())
+    print_sweep_summary(rows)  # after the files: a closed stdout must not cost them
     print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else "")
           + (f", HTML -> {html}" if html is not None else ""))
     return rows
@@ -631,8 +607,22 @@ def _measured_gpu_note(report: dict[str, Any], measured: dict[str, Any]) -> str 
 def compare_command(report_path: Path, measured_path: Path, phase: str | None, out: Path | None,
                     force: bool, any_execution: bool = False) -> dict[str, Any]:
     """Predicted (a report.json with predictions) vs measured (measured.json or a torch.profiler Chrome trace)."""
+    from dsocr_trace.validate.compare import to_markdown
+
+    if out is not None:
+        check_target(out, force)
+    result = compare_result(report_path, measured_path, phase, any_execution)
+    for line in result["notes"]:
+        warn(line)
+    _emit(result, to_markdown(result), out, force, "compare")
+    return result
+
+
+def compare_result(report_path: Path, measured_path: Path, phase: str | None = None,
+                   any_execution: bool = False) -> dict[str, Any]:
+    """The comparison document of `compare` (warnings in its `notes`), written nowhere."""
     from dsocr_trace.hardware.provenance import provenance_of_report
-    from dsocr_trace.validate.compare import compare_run, summarize, to_markdown
+    from dsocr_trace.validate.compare import compare_run, summarize
     from dsocr_trace.validate.inputs import check_measured, load_report
 
     if phase is not None and phase not in ("prefill", "decode"):
@@ -640,8 +630,6 @@ def compare_command(report_path: Path, measured_path: Path, phase: str | None, o
     report = load_report(report_path, need_predictions=True)
     if not measured_path.is_file():
         raise UserError(f"measured file {str(measured_path)!r} is not a file: pass measured.json or a Chrome trace")
-    if out is not None:
-        check_target(out, force)
     notes: list[str] = []
     if _is_chrome_trace(measured_path):
         measured, phase = _trace_measurement(measured_path, report, phase, notes)
@@ -671,15 +659,12 @@ def compare_command(report_path: Path, measured_path: Path, phase: str | None, o
     gpu_note = _measured_gpu_note(report, measured)
     if gpu_note:
         notes.append(gpu_note)
-    for line in notes:
-        warn(line)
     prov = provenance_of_report(report)
     result = {"schema": "dsocr-trace/validation/1", "device": measured.get("device", {}),
               "predicted_device": report["predictions"]["device"]["name"], "predicted_execution": pred_exec,
               "profile": report["predictions"]["profile"]["source"],
               "profile_kind": prov["kind"] if prov else None, "notes": notes,
               "runs": usable, "summary": summarize(usable)}
-    _emit(result, to_markdown(result), out, force, "compare")
     return result
 
 
@@ -913,3 +898,24 @@ def validate_command(*, model: str, mode: str, crops: str | None, batch: int, de
         (tmp / "validation.json").write_bytes(dumps(res))
         (tmp / "validation.md").write_text(to_markdown(res))
     print(to_markdown(res))
+
+
+def serve_command(host: str, port: int, workers: int, openapi: Path | None, force: bool = False) -> None:
+    """Serve the planning service with uvicorn, or write its OpenAPI description."""
+    if openapi is not None:
+        import orjson
+
+        from dsocr_trace.report.output import atomic_file
+        from dsocr_trace.service import openapi_document
+
+        with atomic_file(openapi, force, "OpenAPI file") as tmp:
+            tmp.write_bytes(orjson.dumps(openapi_document(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+                            + b"\n")
+        return
+    import uvicorn
+
+    try:
+        uvicorn.run("dsocr_trace.service:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info")
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port") from None

@@ -11,7 +11,7 @@ profile and the routing that priced it.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from dsocr_trace.plan import EXECUTIONS
 from dsocr_trace.request import integrate_decode, per_step, request_walls, throughput_of
 from dsocr_trace.workload import MAX_POSITIONS, make_workload
 
+MAX_SWEEP_POINTS = 50_000  # rows per sweep: beyond it a sweep is refused, not left running for hours
 _COMBOS: dict[tuple[Any, ...], dict[str, Any]] = {}  # (model, mode, crops, batch, device, execution) -> priced
 
 
@@ -67,6 +68,7 @@ def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, ex
     wl = make_workload(mode, crops=crops, batch=batch, output_tokens=1)
     a = run_analysis(model, wl, opts=CostOptions(routing=routing))
     result, _, fit = request_walls(a, spec, prof, execution)
+    wl = a.workload  # a generic model's own image-token count replaces the DeepSeek arithmetic
     out = {"wl": wl, "ttft_s": result.wall_s, "fit": fit, "spec": spec, "profile": prof, "routing": routing}
     _COMBOS[key] = out
     return out
@@ -74,29 +76,45 @@ def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, ex
 
 def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: str,
               execution: str = "eager", routing: Routing | None = None,
-              loaded: Mapping[str, tuple[DeviceSpec, Profile]] | None = None) -> list[dict[str, Any]]:
-    """One row per point. `loaded`: device labels already resolved to (spec, profile), e.g. a catalog GPU with
+              loaded: Mapping[str, tuple[DeviceSpec, Profile]] | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> list[dict[str, Any]]:
+    """One row per point; `progress(done, total, what)` before each (mode, batch, device, execution) is priced.
+    `loaded`: device labels already resolved to (spec, profile), e.g. a catalog GPU with
     a calibrated profile file under its own label; other labels are loaded as catalog keys or device files."""
-    mode_list = [_mode(m) for m in modes.split(",") if m.strip()]
-    dev_list = [d.strip() for d in devices.split(",") if d.strip()]
-    ex_list = [e.strip() for e in execution.split(",") if e.strip()]
-    if not mode_list or not dev_list:
-        raise UserError("--modes and --devices must each list at least one entry")
+    # a repeated entry is one point, not a duplicate row
+    mode_list = list(dict.fromkeys(_mode(m) for m in modes.split(",") if m.strip()))
+    dev_list = list(dict.fromkeys(d.strip() for d in devices.split(",") if d.strip()))
+    ex_list = list(dict.fromkeys(e.strip() for e in execution.split(",") if e.strip()))
+    if not mode_list or not dev_list or not ex_list:
+        raise UserError("--modes, --devices and --execution must each list at least one entry "
+                        f"(executions: {', '.join(EXECUTIONS)})")
     for e in ex_list:
         if e not in EXECUTIONS:
             raise UserError(f"unknown execution {e!r}: use {', '.join(EXECUTIONS)} (one or more)")
-    batches, tokens = _ints(batch, "--batch"), _ints(output_tokens, "--output-tokens")
+    batches = list(dict.fromkeys(_ints(batch, "--batch")))
+    tokens = list(dict.fromkeys(_ints(output_tokens, "--output-tokens")))
+    n_points = len(mode_list) * len(batches) * len(dev_list) * len(ex_list) * len(tokens)
+    if n_points > MAX_SWEEP_POINTS:
+        raise UserError(f"this sweep has {n_points:,} points, more than {MAX_SWEEP_POINTS:,}: split it into several "
+                        "sweeps or list fewer values")
     given = loaded or {}
     devs = {d: given[d] if d in given else _device(d) for d in dev_list}  # each device file read once per sweep
     rows = []
+    total = len(mode_list) * len(batches) * len(dev_list) * len(ex_list)
+    done = 0
     for mode, crops in mode_list:
         for b in batches:
             for dev in dev_list:
                 for ex in ex_list:
+                    if progress is not None:
+                        progress(done, total, f"{mode}{':' + crops if crops else ''} B{b} {dev} {ex}")
+                    done += 1
                     c = _combo(model, mode, crops, b, dev, ex, devs[dev], routing)
                     wl = c["wl"]
                     for n in tokens:
                         rows.append(point(c, wl, dev, ex, n))
+    if progress is not None:
+        progress(total, total, "done")
     return rows
 
 

@@ -44,7 +44,10 @@ class Routing:
         if self.kind == "histogram":
             hist = dict(self.histogram)
             measured = hist.get(layer) or (next(iter(hist.values())) if hist else None)
-            if measured is not None and len(measured) == experts:
+            if measured is not None:
+                if len(measured) != experts:
+                    raise UserError(f"routing histogram {self.source} has {len(measured)} experts per layer, the "
+                                    f"model has {experts}: pass a histogram measured on this model")
                 return rescale(measured, tokens * top_k)
         skew = self.skew if self.kind == "skew" else 0.0
         return _drawn(layer, tokens, experts, top_k, round(skew, 6))
@@ -115,10 +118,15 @@ def histogram_from_doc(doc: Mapping[str, Any]) -> dict[int, list[int]]:
         raw = runs[0]["checks"]["expert_rows"]
     elif "expert_rows" in doc:
         raw = doc["expert_rows"]
+    if not isinstance(raw, dict) or not raw:
+        raise UserError("the routing histogram is empty: give {layer: [rows per expert, ...]} for the MoE layers")
     out: dict[int, list[int]] = {}
     for k, v in raw.items():
-        if not (isinstance(v, list) and v and all(isinstance(c, int) and c >= 0 for c in v)):
+        if not (isinstance(v, list) and v and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                  for c in v)):
             raise UserError(f"routing histogram layer {k!r}: give a list of whole numbers >= 0 (rows per expert)")
+        if not sum(v):
+            raise UserError(f"routing histogram layer {k!r} routes no rows (all zero): give measured rows per expert")
         try:
             out[int(k)] = v
         except ValueError:

@@ -245,6 +245,13 @@ def default_curves(spec: DeviceSpec) -> dict[str, KindCurves]:
 HOST_BAND = (21 / 34, 34 / 21)
 
 
+def profile_kind(source: str) -> str:
+    """A profile's source in one word: calibrated (measured on this GPU), transferred, or datasheet."""
+    if "transferred" in source:
+        return "transferred"
+    return "calibrated" if source.startswith("calibrated") else "datasheet"
+
+
 def host_scaled(profile: Profile, factor: float) -> Profile:
     """The profile with every host cost (per op, module, view, launch, compiled step, graph launch) x factor:
     the same GPU driven by a faster or slower host."""
@@ -347,6 +354,8 @@ def read_document(path: str | Path) -> dict[str, Any]:
             raw = gzip.decompress(raw)
     except OSError as e:
         raise UserError(f"{where}: cannot be read ({e.strerror or e}): check the path") from None
+    except EOFError:
+        raise UserError(f"{where}: the gzip data is truncated: copy the whole file again or recalibrate") from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from dsocr_trace.costs.base import find_rule
+from dsocr_trace.hardware.profile import profile_kind
 from dsocr_trace.report.plots import STAGE_COLORS
 
 # matplotlib's tab10, so stage colours match the PNG plots
@@ -57,12 +58,6 @@ def _num(x: Any) -> float:
 
 def _e(x: Any) -> str:
     return html.escape(str(x))
-
-
-def profile_kind(source: str) -> str:
-    if "transferred" in source:
-        return "transferred calibration"
-    return "calibrated" if source.startswith("calibrated") else "datasheet only"
 
 
 def routing_of(report: Mapping[str, Any]) -> str:
@@ -230,7 +225,7 @@ def report_warnings(report: Mapping[str, Any]) -> list[str]:
     out = []
     if pred:
         src = str((pred.get("profile") or {}).get("source", ""))
-        if profile_kind(src) == "datasheet only":
+        if profile_kind(src) == "datasheet":
             out.append("Times come from datasheet figures only (profile spec-default): this GPU has not been "
                        "calibrated. Run `dsocr-trace calibrate` on it for measured numbers.")
         elif "transferred" in src:
@@ -357,7 +352,7 @@ def sweep_html(rows: Sequence[Mapping[str, Any]], title: str = "dsocr-trace swee
     parts += [f"<div><span class=\"muted\">{_e(d)}</span> <b>{_e(src)}</b> ({_e(profile_kind(src))})</div>"
               for d, src in devices.items()]
     parts.append("</div>")
-    datasheet = [d for d, src in devices.items() if profile_kind(src) == "datasheet only"]
+    datasheet = [d for d, src in devices.items() if profile_kind(src) == "datasheet"]
     if datasheet:
         parts.append(f"<div class=\"warn\">{_e(', '.join(datasheet))}: priced from datasheet figures only (not "
                      "calibrated on that GPU). Run `dsocr-trace calibrate` there for measured numbers.</div>")

@@ -26,12 +26,32 @@ def load_trace(path: Path) -> list[dict[str, Any]]:
     try:
         raw = gzip.open(path).read() if str(path).endswith(".gz") else path.read_bytes()
         doc = json.loads(raw)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read Chrome trace {str(path)!r} ({exc}): pass a torch.profiler JSON trace") from None
+    except (OSError, EOFError, ValueError) as exc:  # EOFError: a truncated .gz
+        raise UserError(f"cannot read Chrome trace {str(path)!r} ({exc or 'truncated'}): pass a whole torch.profiler "
+                        "JSON trace") from None
     events = doc.get("traceEvents") if isinstance(doc, dict) else doc
     if not isinstance(events, list):
         raise UserError(f"{str(path)!r} has no traceEvents: pass a torch.profiler Chrome trace")
-    return events
+    usable = [e for e in events if _well_formed(e)]
+    if events and not usable:
+        raise UserError(f"{str(path)!r}: none of its {len(events)} events is an object with numeric ts and dur: "
+                        "pass a torch.profiler Chrome trace")
+    return usable
+
+
+def _well_formed(e: Any) -> bool:
+    """An event this reader can place: an object with an args object; kernels, ranges and launches with numeric
+    ts and dur (other events may lack them)."""
+    if not isinstance(e, dict) or not isinstance(e.get("args", {}), dict):
+        return False
+    timed = e.get("cat") in (*_DEVICE_CATS, "user_annotation", "cuda_runtime", "cuda_driver")
+    for k in ("ts", "dur"):
+        if k not in e and not timed:
+            continue
+        v = e.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return False
+    return True
 
 
 def kernel_owners(events: list[dict[str, Any]]) -> tuple[int, list[tuple[dict[str, Any], str, int]]]:
