@@ -11,6 +11,7 @@ from typing import Any
 
 from attrs import define, evolve, field
 
+from dsocr_trace.cache import IdentityMemo
 from dsocr_trace.costs import DEFAULT_OPTIONS, CostOptions, NodeCosts, cost_trace
 from dsocr_trace.errors import UserError, one_line
 from dsocr_trace.trace.ir import Trace
@@ -31,6 +32,7 @@ class Analysis:
     traces: dict[str, Trace]
     costs: dict[str, NodeCosts]
     options: CostOptions = field(default=DEFAULT_OPTIONS)
+    implementation: str = "native"  # native (transformers' classes) | remote | remote-flash (trace.remote)
 
 
 @define
@@ -198,10 +200,19 @@ def trace_phase(lm: LoadedModel, model_id: str, wl: Workload, phase: str, tracer
 
 
 def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
-                 opts: CostOptions = DEFAULT_OPTIONS) -> Analysis:
+                 opts: CostOptions = DEFAULT_OPTIONS, implementation: str = "native") -> Analysis:
+    """Trace (or take from the cache) both phases, rewrite them into the chosen implementation's ops, cost
+    every node."""
+    from dsocr_trace.trace.remote import IMPLEMENTATIONS
+
     if tracer not in ("dispatch", "export"):
         raise UserError(f"unknown tracer {tracer!r}: use dispatch or export")
+    if implementation not in IMPLEMENTATIONS:
+        raise UserError(f"unknown implementation {implementation!r}: use {', '.join(IMPLEMENTATIONS)}")
     lm = load_model(model_id)
+    if implementation != "native" and lm.generic:
+        raise UserError(f"--implementation {implementation} is DeepSeek-OCR's official remote code: "
+                        f"{lm.architecture} has none here (use --implementation native)")
     if lm.generic:
         if wl.crops:
             raise UserError(f"Gundam tiles are DeepSeek-OCR's: {lm.architecture} is traced with its global view only "
@@ -217,6 +228,24 @@ def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
             "prefill": trace_phase(lm, model_id, wl, "prefill", tracer),
             "decode": trace_phase(lm, model_id, wl, "decode", "dispatch", wl.decode_kv_len - 1),
         }
+    if implementation != "native":
+        traces = {phase: implementation_trace(tr, implementation, opts) for phase, tr in traces.items()}
     costs = {phase: cost_trace(tr, opts) for phase, tr in traces.items()}
     return Analysis(model_id=model_id, config_source=lm.source, architecture=lm.architecture, workload=wl,
-                    params=lm.params, build_notes=lm.notes, traces=traces, costs=costs, options=opts)
+                    params=lm.params, build_notes=lm.notes, traces=traces, costs=costs, options=opts,
+                    implementation=implementation)
+
+
+_REWRITTEN = IdentityMemo(256)  # native trace -> {(implementation, options): rewritten trace}
+
+
+def implementation_trace(trace: Trace, implementation: str, opts: CostOptions) -> Trace:
+    """The traced native phase as `implementation` runs it (trace.remote), remembered per native trace."""
+    from dsocr_trace.trace.remote import remote_code_trace
+
+    per: dict[tuple[str, CostOptions], Trace] = _REWRITTEN.get(trace, dict)
+    key = (implementation, opts)
+    if key not in per:
+        attention = "flash" if implementation == "remote-flash" else "eager"
+        per[key] = remote_code_trace(trace, opts.routing.rows, attention)
+    return per[key]

@@ -79,7 +79,7 @@ def analyze(mode: str = "base", *, model: str = DEFAULT_MODEL, device: str | Non
             device_file: str | Path | None = None, profile: str | Path | None = None, crops: str | None = None,
             image_size: str | None = None, batch: int = 1, prompt_tokens: int | None = None,
             output_tokens: int = 500, execution: str = "eager", weight_dtype: str = "bf16",
-            routing: str | None = None) -> AnalyzeResult:
+            routing: str | None = None, implementation: str = "native") -> AnalyzeResult:
     """Trace and cost one request (counts always; times, memory and cost with a device), as
     `dsocr-trace analyze`."""
     from dsocr_trace.analyze import run_analysis
@@ -98,14 +98,18 @@ def analyze(mode: str = "base", *, model: str = DEFAULT_MODEL, device: str | Non
                                 None if profile is None else Path(profile), execution, weight_dtype)
     elif profile is not None:
         raise UserError("profile needs the GPU it was measured on: add device= or device_file=")
-    a = run_analysis(model, wl, opts=CostOptions(routing=parse_routing(routing)))
+    from dsocr_trace.runner import REMOTE_NOTE, check_implementation
+
+    check_implementation(implementation, execution, False)
+    a = run_analysis(model, wl, opts=CostOptions(routing=parse_routing(routing)), implementation=implementation)
     pred = None
     if target is not None:
         from dsocr_trace.prediction import predict
 
         pred = predict(a, target)
     report = build_report(a, pred.sections if pred is not None else None)
-    warnings = [*(target.notes if target is not None else ()), *analyze_warnings(report, image_size, mode)]
+    warnings = [*(target.notes if target is not None else ()), *analyze_warnings(report, image_size, mode),
+                *((REMOTE_NOTE,) if implementation != "native" else ())]
     report["warnings"] = warnings
     return AnalyzeResult(report, pred, warnings)
 

@@ -39,6 +39,12 @@ class Execution(StrEnum):
     compiled = "compiled"
 
 
+class Implementation(StrEnum):
+    native = "native"
+    remote = "remote"
+    remote_flash = "remote-flash"
+
+
 class Dtype(StrEnum):
     bf16 = "bf16"
     fp16 = "fp16"
@@ -174,6 +180,12 @@ def analyze(
                                                           "there; warnings stay on stderr).")] = False,
     gpu_memory_utilization: MemUtilOpt = 1.0,
     price_per_hour: PriceOpt = None,
+    implementation: Annotated[Implementation, typer.Option(
+        help="native: transformers' own DeepSeek-OCR classes (grouped-GEMM experts, SDPA); remote: the official "
+             "remote code as its README runs it (trust_remote_code, transformers 4.46.3, model.infer: expert loop "
+             "with a host sync per MoE layer, eager attention, generate() with a no-repeat 20-gram processor); "
+             "remote-flash: the same with flash_attention_2. The remote code runs eager only.")]
+    = Implementation.native,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
@@ -186,7 +198,8 @@ def analyze(
                     output_tokens=output_tokens, batch=batch, kv_len=kv_len, tracer=tracer.value, out=out,
                     graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
                     execution=_value(execution), dtype=_value(dtype), moe_skew=moe_skew, timeline=timeline,
-                    plots=plots, json_out=json_out, routing=routing, train=train, html=html)
+                    plots=plots, json_out=json_out, routing=routing, train=train, html=html,
+                    implementation=implementation.value)
 
 
 @app.command()

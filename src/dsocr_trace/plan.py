@@ -95,7 +95,8 @@ def plan_eager(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
         t = kernel_time(c, spec, profile, n) if c is not None else None
         host = 0.0
         if n.id in first:
-            host = (profile.host_op_s if first[n.id] else view_host) + spread
+            # host-only Python work (the remote code's n-gram processor) says how many calls' worth it is
+            host = (profile.host_op_s if first[n.id] else view_host) * n.attrs.get("host_calls", 1) + spread
         items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c, t,
                           host, n.sync))
     return items

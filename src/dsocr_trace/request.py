@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from attrs import evolve
 
-from dsocr_trace.analyze import Analysis, load_model, trace_phase
+from dsocr_trace.analyze import Analysis, implementation_trace, load_model, trace_phase
 from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled
@@ -84,6 +84,11 @@ class DecodeFit:
         design = np.stack([np.ones_like(x), x], axis=1)
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         self.a, self.b = coef[0], coef[1]
+        # host work that grows with the sequence (the remote code's n-gram processor) gets its own line; for
+        # every other item the slope is 0 and the host time is the traced one
+        hy = np.array([[it.host_s for it in p] for p in plans])
+        hcoef, *_ = np.linalg.lstsq(design, hy, rcond=None)
+        self.host_b = np.where(np.ptp(hy, axis=0) > 0, hcoef[1], 0.0)
         self.kvs = kvs
         self.host = host
         self.syncs = syncs
@@ -93,7 +98,12 @@ class DecodeFit:
         """The same step behind a host `factor` times as slow per call (device times unchanged)."""
         out = copy.copy(self)
         out.host = [h * factor for h in self.host]
+        out.host_b = self.host_b * factor
         return out
+
+    def host_times(self, kv: int) -> np.ndarray:
+        """Host seconds per item at KV length kv (the first fit point's, plus any growth with the sequence)."""
+        return np.maximum(np.asarray(self.host) + self.host_b * (kv - self.kvs[0]), 0.0)
 
     def device_times(self, kv: int) -> np.ndarray:
         return np.maximum(self.a + self.b * kv, 0.0)
@@ -101,7 +111,7 @@ class DecodeFit:
     def step(self, kv: int, profile: Profile) -> Any:
         """The replay of one decode step at KV length kv (plan.replay_steps)."""
         dev = self.device_times(kv)
-        seq = [(h, float(d), s) for h, d, s in zip(self.host, dev, self.syncs, strict=True)]
+        seq = [(float(h), float(d), s) for h, d, s in zip(self.host_times(kv), dev, self.syncs, strict=True)]
         return replay_steps(seq, "decode", self.execution, profile)
 
 
@@ -111,6 +121,8 @@ def fit_decode(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution
     plans = []
     for kv in kvs:
         tr = trace_phase(lm, analysis.model_id, analysis.workload, "decode", kv_len=kv)
+        if analysis.implementation != "native":
+            tr = implementation_trace(tr, analysis.implementation, analysis.options)
         plans.append(plan(tr, cost_trace(tr, analysis.options), spec, profile, execution))
     host = [it.host_s for it in plans[0]]
     syncs = [it.sync for it in plans[0]]

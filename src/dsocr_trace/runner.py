@@ -216,7 +216,7 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
                     profile: Path | None = None, execution: str | None = None, dtype: str | None = None,
                     moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
                     json_out: bool = False, routing: str | None = None, train: Any = None,
-                    html: Path | None = None) -> dict[str, Any]:
+                    html: Path | None = None, implementation: str = "native") -> dict[str, Any]:
     """Trace, cost, (with a device) predict; print the summary; write every requested output or none.
 
     With `train` (a TrainConfig), the report also gets a `train` section for one fine-tuning step; its
@@ -247,6 +247,7 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
     if train is not None and execution == "graph":
         raise UserError("--execution graph replays decode steps: use eager or fused with --phase train")
+    check_implementation(implementation, execution, train is not None)
     if hw is None:
         for flag, value in (("--execution", execution), ("--dtype", dtype)):
             if value is not None:
@@ -274,7 +275,9 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
             raise UserError(f"--phase train is implemented for DeepSeek-OCR only ({lm.architecture} was given): "
                             "use --phase infer for other models")
     opts = CostOptions(routing=route)
-    a = run_analysis(model, wl, tracer=tracer, opts=opts)
+    a = run_analysis(model, wl, tracer=tracer, opts=opts, implementation=implementation)
+    if implementation != "native":
+        notes.append(REMOTE_NOTE)
     predictions = None
     if hw is not None and train is None:
         from dsocr_trace.request import predict_request
@@ -317,6 +320,28 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         if ta is not None:
             print_train_summary(report)
     return report
+
+
+REMOTE_NOTE = ("implementation remote: the official remote code (transformers 4.46.3, model.infer) as a rewrite of "
+               "the traced graph; decoder and decode steps validated on the H200 "
+               "(benchmarks/results/remote), vision encoders priced from the native trace")
+
+
+def check_implementation(implementation: str, execution: str | None, train: bool) -> None:
+    """The remote code runs eager only: its MoE syncs every layer (no CUDA graph, torch.compile breaks there)."""
+    from dsocr_trace.trace.remote import IMPLEMENTATIONS
+
+    if implementation not in IMPLEMENTATIONS:
+        raise UserError(f"unknown --implementation {implementation!r}: use {', '.join(IMPLEMENTATIONS)}")
+    if implementation == "native":
+        return
+    if execution not in (None, "eager"):
+        raise UserError(f"--implementation {implementation} runs eager only (its MoE reads token counts to the host "
+                        f"in every layer, so no CUDA graph or torch.compile): drop --execution {execution} or use "
+                        "--implementation native")
+    if train:
+        raise UserError(f"--implementation {implementation} is the inference path (model.infer): use "
+                        "--implementation native with --phase train")
 
 
 def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra: Any = None) -> None:

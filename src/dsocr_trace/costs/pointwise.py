@@ -12,7 +12,8 @@ from dsocr_trace.trace.ir import OpNode
 # FLOPs per output element. Transcendentals count 1 (one SFU op); GELU (erf form) and SiLU count their
 # arithmetic: x*0.5*(1+erf(x/sqrt2)) ~ 4 + erf; x*sigmoid(x) ~ 4.
 _PER_ELEMENT: dict[str, int] = {
-    "aten.add": 1, "aten.sub": 1, "aten.mul": 1, "aten.div": 1, "aten.neg": 1, "aten.floor_divide": 1,
+    "aten.add": 1, "aten.sub": 1, "aten.rsub": 1, "aten.mul": 1, "aten.div": 1, "aten.neg": 1, "aten.floor_divide": 1,
+    "aten.isin": 1,  # one compare per element against a small test set (generate()'s eos check)
     "aten.pow": 1, "aten.rsqrt": 1, "aten.sqrt": 1, "aten.exp": 1, "aten.log": 1, "aten.cos": 1, "aten.sin": 1,
     "aten.tanh": 1, "aten.abs": 1, "aten.reciprocal": 1, "aten.remainder": 1, "aten.fmod": 1,
     "aten.sigmoid": 4, "aten.silu": 4, "aten.gelu": 8, "aten.erf": 1,

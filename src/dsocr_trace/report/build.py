@@ -50,7 +50,7 @@ def build_report(a: Analysis, predictions: dict[str, Any] | None = None) -> dict
         "module_types": {"prefill": module_type_totals(prefill, a.costs["prefill"]),
                          "decode": module_type_totals(decode, a.costs["decode"])},
         "coverage": coverage(a.traces, a.costs),
-        "options": {"routing": a.options.routing.label},
+        "options": {"routing": a.options.routing.label, "implementation": a.implementation},
         "units": {"flops": "FLOP (2 per multiply-add)", "bytes": "byte", "time": "second (keys ending _s)",
                   "memory": "byte"},
     }
