@@ -136,3 +136,20 @@ def test_measured_hits_reads_the_expert_modules() -> None:
     assert sum(rows) == 60 and rows[3] == 30 and rows[9] == 30
     assert measured_hits({"modules": {}}) is None
     json.dumps(r.label)
+
+
+def test_batch_runs_each_pages_vision_on_its_own() -> None:
+    one = run_analysis(MODEL, make_workload("tiny"), implementation="remote")
+    four = run_analysis(MODEL, make_workload("tiny", batch=4), implementation="remote")
+
+    def vision(a: Any) -> list[Any]:
+        return [n for n in a.traces["prefill"].nodes if n.stage in ("vision.sam", "vision.clip") and not n.members]
+
+    assert len(vision(four)) == 4 * len(vision(one))
+    assert all(n.inputs[0].shape[0] == 1 for n in vision(four) if n.op == "aten.convolution.default")
+    assert four.costs["prefill"].uncosted == {}
+    # semantic groups stay whole in every copy: each member points at a group node of its own copy
+    nodes = four.traces["prefill"].nodes
+    for n in nodes:
+        if n.group is not None:
+            assert n.id in nodes[n.group].members

@@ -229,7 +229,11 @@ def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
             "decode": trace_phase(lm, model_id, wl, "decode", "dispatch", wl.decode_kv_len - 1),
         }
     if implementation != "native":
-        traces = {phase: implementation_trace(tr, implementation, opts) for phase, tr in traces.items()}
+        page = None
+        if wl.batch > 1:  # the remote code runs each page's vision on its own
+            with user_config_guard(lm.source, "traced"):
+                page = trace_phase(lm, model_id, evolve(wl, batch=1), "prefill", tracer)
+        traces = {phase: implementation_trace(tr, implementation, opts, page) for phase, tr in traces.items()}
     costs = {phase: cost_trace(tr, opts) for phase, tr in traces.items()}
     return Analysis(model_id=model_id, config_source=lm.source, architecture=lm.architecture, workload=wl,
                     params=lm.params, build_notes=lm.notes, traces=traces, costs=costs, options=opts,
@@ -239,13 +243,14 @@ def run_analysis(model_id: str, wl: Workload, tracer: str = "dispatch",
 _REWRITTEN = IdentityMemo(256)  # native trace -> {(implementation, options): rewritten trace}
 
 
-def implementation_trace(trace: Trace, implementation: str, opts: CostOptions) -> Trace:
-    """The traced native phase as `implementation` runs it (trace.remote), remembered per native trace."""
+def implementation_trace(trace: Trace, implementation: str, opts: CostOptions, page: Trace | None = None) -> Trace:
+    """The traced native phase as `implementation` runs it (trace.remote), remembered per native trace; `page`
+    is the batch-1 prefill whose vision the remote code repeats per page."""
     from dsocr_trace.trace.remote import remote_code_trace
 
-    per: dict[tuple[str, CostOptions], Trace] = _REWRITTEN.get(trace, dict)
-    key = (implementation, opts)
+    per: dict[tuple[str, CostOptions, int], Trace] = _REWRITTEN.get(trace, dict)
+    key = (implementation, opts, id(page))
     if key not in per:
         attention = "flash" if implementation == "remote-flash" else "eager"
-        per[key] = remote_code_trace(trace, opts.routing.rows, attention)
+        per[key] = remote_code_trace(trace, opts.routing.rows, attention, page)
     return per[key]

@@ -61,6 +61,7 @@ class _Writer:
     def __init__(self, trace: Trace) -> None:
         self.nodes: list[OpNode] = []
         self.remap: dict[int, int] = {}
+        self.copied: set[int] = set()  # nodes from copy_block, whose groups are already remapped
         self.pycall = max((n.pycall for n in trace.nodes), default=0) + 1
         self.module_types = dict(trace.module_types)
         self.module_calls = dict(trace.module_calls)
@@ -72,6 +73,26 @@ class _Writer:
                      pass_kind=n.pass_kind)
         self.remap[n.id] = new.id
         self.nodes.append(new)
+
+    def copy_block(self, block: list[OpNode]) -> None:
+        """Append a copy of `block`: its semantic groups remapped inside it, its Python calls renumbered."""
+        local: dict[int, int] = {}
+        base = self.pycall + 1
+        top = base
+        start = len(self.nodes)
+        for n in block:
+            pc = n.pycall + base if n.pycall >= 0 else -1
+            top = max(top, pc)
+            local[n.id] = len(self.nodes)
+            self.copied.add(len(self.nodes))
+            self.nodes.append(OpNode(id=len(self.nodes), op=n.op, module_path=n.module_path,
+                                     module_type=n.module_type, stage=n.stage, inputs=n.inputs, outputs=n.outputs,
+                                     attrs=dict(n.attrs), is_view=n.is_view, group=n.group, members=list(n.members),
+                                     sync=n.sync, pycall=pc, pass_kind=n.pass_kind))
+        for n in self.nodes[start:]:
+            n.members = [local[m] for m in n.members if m in local]
+            n.group = local.get(n.group) if n.group is not None else None
+        self.pycall = top + 1
 
     def add(self, op: str, path: str, mtype: str, stage: str, ins: list[TensorRef], outs: list[TensorRef],
             sync: bool = False, view: bool = False, attrs: dict[str, object] | None = None) -> None:
@@ -87,6 +108,8 @@ class _Writer:
     def fix_groups(self) -> None:
         """Semantic groups kept whole point at their members' (and members at their group's) new ids."""
         for n in self.nodes:
+            if n.id in self.copied:
+                continue
             if n.members:
                 n.members = [self.remap[m] for m in n.members if m in self.remap]
             if n.group is not None:
@@ -228,13 +251,23 @@ def _generation_step(w: _Writer, b: int, seq: int, vocab: int) -> None:
     add("aten._local_scalar_dense.default", p, mt, st, [_t((), "bool")], [], sync=True, attrs={"on_cpu": True})
 
 
-def remote_code_trace(trace: Trace, rows_fn: RowsFn, attention: str = "eager") -> Trace:
-    """The remote code's ops for one traced phase of the native model (see the module docstring)."""
+VISION_STAGES = ("vision.sam", "vision.clip", "projector")
+
+
+def remote_code_trace(trace: Trace, rows_fn: RowsFn, attention: str = "eager", page: Trace | None = None) -> Trace:
+    """The remote code's ops for one traced phase of the native model (see the module docstring).
+
+    `page`: the same prefill traced at batch 1. The remote forward loops over the batch's pages
+    (`for image, crop_shape in zip(images, images_spatial_crop)`), so a batch-B prefill runs the vision
+    encoders and projector of one page B times instead of once on B pages."""
     if attention not in ("eager", "flash"):
         raise ValueError(f"attention {attention!r}: eager or flash")
     nodes = trace.nodes
     phase = trace.phase
     w = _Writer(trace)
+    pages = int(trace.meta.get("batch", 1))
+    per_page = page is not None and phase == "prefill" and pages > 1
+    vision_done = False
     text_prefix = "model.language_model"
     rotary = [n for n in nodes if n.module_path == f"{text_prefix}.rotary_emb"]
     skip_groups = {n.id for n in nodes if n.op == MOE_EXPERTS}
@@ -254,6 +287,15 @@ def remote_code_trace(trace: Trace, rows_fn: RowsFn, attention: str = "eager") -
                   sync=True, attrs={"on_cpu": True})
     for n in nodes:
         if n.group in skip_groups:
+            continue
+        if per_page and n.stage in VISION_STAGES:
+            if not vision_done and page is not None:
+                block = [m for m in page.nodes if m.stage in VISION_STAGES]
+                for _ in range(pages):
+                    w.copy_block(block)
+                for mp in {m.module_path for m in block}:
+                    w.module_calls[mp] = page.module_calls.get(mp, 1) * pages
+                vision_done = True
             continue
         path = n.module_path
         if path == text_prefix or path == f"{text_prefix}.rotary_emb":
