@@ -150,14 +150,15 @@ def test_plan_nothing_meets_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = " ".join(capsys.readouterr().out.split())
     assert "no GPU, execution and batch meets TTFT <= 0.001 ms" in text
     assert "closest: h100 fused B1" in text and "misses ttft" in text
-    assert out.read_text().splitlines()[0].startswith("mode,device,execution,batch")  # every point, written whole
+    # every point, written whole
+    assert out.read_text().splitlines()[0].startswith("mode,device,execution,implementation,batch")
 
 
 def test_plan_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--ttft-ms must be a positive"):
         _plan(tmp_path, ttft_ms=-1)
     with pytest.raises(UserError, match="--executions"):
-        _plan(tmp_path, executions="graph")
+        _plan(tmp_path, executions="bogus")
     with pytest.raises(UserError, match="--max-batch"):
         _plan(tmp_path, max_batch=0)
     with pytest.raises(UserError, match=r"must end in \.csv, \.json or \.parquet"):

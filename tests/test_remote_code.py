@@ -153,3 +153,29 @@ def test_batch_runs_each_pages_vision_on_its_own() -> None:
     for n in nodes:
         if n.group is not None:
             assert n.id in nodes[n.group].members
+
+
+def test_sweep_and_plan_take_the_implementation() -> None:
+    from dsocr_trace import api
+    from dsocr_trace.errors import UserError
+
+    native = api.sweep(["tiny"], ["h200"], batches=[1])
+    remote = api.sweep(["tiny"], ["h200"], batches=[1], implementation="remote")
+    assert [r["implementation"] for r in remote.rows] == ["remote"]
+    assert native.rows[0]["implementation"] == "native"
+    # the expert loop with its host syncs costs more per token than the grouped GEMM on the same GPU
+    assert remote.rows[0]["tpot_mean_s"] > native.rows[0]["tpot_mean_s"]
+    with pytest.raises(UserError, match="eager only"):
+        api.sweep(["tiny"], ["h200"], executions=["fused"], implementation="remote")
+    res = api.plan("tiny", devices=["h200"], tpot_ms=200, executions=["eager"], max_batch=2,
+                   implementation="remote")
+    assert res.best is not None and res.best["implementation"] == "remote"
+
+
+def test_plan_takes_every_execution() -> None:
+    from dsocr_trace.planner import plan_command
+
+    out = plan_command(model=MODEL, mode="tiny", devices="h200", tpot_ms=100, executions="graph,compiled",
+                       max_batch=2, quiet=True)
+    assert {r["execution"] for r in out["points"]} == {"graph", "compiled"}
+    assert out["query"]["executions"] == ["graph", "compiled"]

@@ -98,7 +98,8 @@ def analyze(mode: str = "base", *, model: str = DEFAULT_MODEL, device: str | Non
                                 None if profile is None else Path(profile), execution, weight_dtype)
     elif profile is not None:
         raise UserError("profile needs the GPU it was measured on: add device= or device_file=")
-    from dsocr_trace.runner import REMOTE_NOTE, check_implementation
+    from dsocr_trace.runner import REMOTE_NOTE
+    from dsocr_trace.trace.remote import check_implementation
 
     check_implementation(implementation, execution, False)
     a = run_analysis(model, wl, opts=CostOptions(routing=parse_routing(routing)), implementation=implementation)
@@ -127,7 +128,7 @@ class SweepResult:
 
 def sweep(modes: Sequence[str] = ("base",), devices: Sequence[str] = ("h100",), *, batches: Sequence[int] = (1,),
           output_tokens: Sequence[int] = (500,), executions: Sequence[str] = ("eager",),
-          model: str = DEFAULT_MODEL, weight_dtype: str = "bf16") -> SweepResult:
+          model: str = DEFAULT_MODEL, weight_dtype: str = "bf16", implementation: str = "native") -> SweepResult:
     """Every combination priced, as `dsocr-trace sweep` (modes: 'tiny', ..., 'gundam:2x3')."""
     from dsocr_trace.capacity import annotate
     from dsocr_trace.hardware.spec import load_device
@@ -138,7 +139,7 @@ def sweep(modes: Sequence[str] = ("base",), devices: Sequence[str] = ("h100",), 
         if isinstance(values, str) or not values:
             raise UserError(f"{name} must be a non-empty list (got {values!r})")
     rows = run_sweep(model, ",".join(modes), ",".join(devices), ",".join(map(str, batches)),
-                     ",".join(map(str, output_tokens)), ",".join(executions))
+                     ",".join(map(str, output_tokens)), ",".join(executions), implementation=implementation)
     specs = {d: load_device(d) for d in dict.fromkeys(devices)}
     return SweepResult(annotate(rows, model, specs, weight_dtype))
 
@@ -161,7 +162,8 @@ class PlanResult:
 
 def plan(mode: str = "base", *, devices: Sequence[str] = ("h100",), output_tokens: int = 500,
          ttft_ms: float | None = None, tpot_ms: float | None = None, executions: Sequence[str] = ("eager",),
-         max_batch: int = 64, model: str = DEFAULT_MODEL, weight_dtype: str = "bf16") -> PlanResult:
+         max_batch: int = 64, model: str = DEFAULT_MODEL, weight_dtype: str = "bf16",
+         implementation: str = "native") -> PlanResult:
     """The largest batch per GPU and execution that meets the latency targets and fits, as `dsocr-trace plan`."""
     from dsocr_trace.planner import Targets, candidates, plan_search
 
@@ -172,7 +174,7 @@ def plan(mode: str = "base", *, devices: Sequence[str] = ("h100",), output_token
             raise UserError(f"{name} must be a positive number of milliseconds (got {v!r})")
     targets = Targets(None if ttft_ms is None else ttft_ms / 1e3, None if tpot_ms is None else tpot_ms / 1e3)
     rows = plan_search(model, mode, output_tokens, targets, candidates(",".join(devices), []), list(executions),
-                       max_batch, weight_dtype)
+                       max_batch, weight_dtype, implementation=implementation)
     return PlanResult(rows, targets.describe())
 
 

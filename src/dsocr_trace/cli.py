@@ -127,6 +127,13 @@ ModeOpt = Annotated[Mode, typer.Option("--mode", case_sensitive=False,
                                             "gundam (1024 global view + 640 px tiles).")]
 
 
+ImplementationOpt = Annotated[Implementation, typer.Option(
+    help="native: transformers' own DeepSeek-OCR classes (grouped-GEMM experts, SDPA); remote: the official "
+         "remote code as its README runs it (trust_remote_code, transformers 4.46.3, model.infer: expert loop "
+         "with a host sync per MoE layer, eager attention, generate() with a no-repeat 20-gram processor); "
+         "remote-flash: the same with flash_attention_2. The remote code runs eager only.")]
+
+
 @app.command()
 def analyze(
     model: ModelOpt = DEFAULT_MODEL,
@@ -180,12 +187,7 @@ def analyze(
                                                           "there; warnings stay on stderr).")] = False,
     gpu_memory_utilization: MemUtilOpt = 1.0,
     price_per_hour: PriceOpt = None,
-    implementation: Annotated[Implementation, typer.Option(
-        help="native: transformers' own DeepSeek-OCR classes (grouped-GEMM experts, SDPA); remote: the official "
-             "remote code as its README runs it (trust_remote_code, transformers 4.46.3, model.infer: expert loop "
-             "with a host sync per MoE layer, eager attention, generate() with a no-repeat 20-gram processor); "
-             "remote-flash: the same with flash_attention_2. The remote code runs eager only.")]
-    = Implementation.native,
+    implementation: ImplementationOpt = Implementation.native,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
@@ -220,7 +222,7 @@ def sweep(
     devices: Annotated[str, typer.Option("--devices", help="Comma list of catalog GPUs.")] = "rtx5090,h100",
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1",
     output_tokens: Annotated[str, typer.Option(help="Comma list of output token counts.")] = "500",
-    execution: Annotated[str, typer.Option(help="Comma list of eager, fused, graph.")] = "eager",
+    execution: Annotated[str, typer.Option(help="Comma list of eager, fused, graph, compiled.")] = "eager",
     out: Annotated[Path, typer.Option(help="CSV, JSON or Parquet file (by extension).")] = Path("sweep.csv"),
     force: Annotated[bool, typer.Option(help="Replace existing outputs (file, --plots folder, --html).")] = False,
     plots: Annotated[Path | None, typer.Option(help="Folder for sweep_pages.png, sweep_latency.png and "
@@ -228,6 +230,7 @@ def sweep(
     html: Annotated[Path | None, typer.Option(help="Write an interactive HTML explorer of the points.")] = None,
     gpu_memory_utilization: MemUtilOpt = 1.0,
     price_per_hour: PriceOpt = None,
+    implementation: ImplementationOpt = Implementation.native,
 ) -> None:
     """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once. Prints the
     best points and marks those that do not fit in GPU memory."""
@@ -236,7 +239,8 @@ def sweep(
     _set_memory_utilization(gpu_memory_utilization)
     _set_prices(price_per_hour)
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
-                  execution=execution, out=out, force=force, plots=plots, html=html)
+                  execution=execution, out=out, force=force, plots=plots, html=html,
+                  implementation=implementation.value)
 
 
 @app.command()
@@ -253,13 +257,15 @@ def plan(
                                                                   "(default: the whole catalog).")] = None,
     profile: Annotated[list[Path] | None, typer.Option(help="Calibrated profile JSON, repeatable: adds its GPU "
                                                             "priced with it.")] = None,
-    executions: Annotated[str, typer.Option(help="Comma list: eager,fused")] = "eager,fused",
+    executions: Annotated[str, typer.Option(help="Comma list of eager, fused, graph, compiled (default eager,fused; "
+                                                 "eager with --implementation remote).")] = "eager,fused",
     max_batch: Annotated[int, typer.Option(help="Largest batch to search (powers of two, then bisection).")] = 64,
     out: Annotated[Path | None, typer.Option(help="Write every evaluated point (.csv, .parquet) or the whole "
                                                   "answer (.json).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     gpu_memory_utilization: MemUtilOpt = 1.0,
     price_per_hour: PriceOpt = None,
+    implementation: ImplementationOpt = Implementation.native,
 ) -> None:
     """Which GPUs, executions and batch sizes meet a TTFT and per-token latency target (and fit in memory).
     Exit code 1 when nothing does."""
@@ -269,7 +275,8 @@ def plan(
     _set_prices(price_per_hour)
     result = plan_command(model=model, mode=mode.value, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
                           tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
-                          executions=executions, max_batch=max_batch, out=out, force=force)
+                          executions=executions, max_batch=max_batch, out=out, force=force,
+                          implementation=implementation.value)
     if not result["best"]:
         sys.exit(1)  # an answer, not an error: "nothing meets the targets" (click would swallow typer.Exit here)
 

@@ -182,16 +182,17 @@ def candidates(devices: str | None, profiles: Sequence[Path]) -> list[Candidate]
 
 
 def _price(model: str, mode: str, batches: Sequence[int], output_tokens: int, cands: Sequence[Candidate],
-           executions: Sequence[str], dtype: str) -> list[dict[str, Any]]:
+           executions: Sequence[str], dtype: str, implementation: str = "native") -> list[dict[str, Any]]:
     loaded = {c.label: (c.spec, c.profile) for c in cands if c.profile is not None}
     rows = run_sweep(model, mode, ",".join(c.label for c in cands), ",".join(map(str, batches)), str(output_tokens),
-                     ",".join(executions), loaded=loaded)
+                     ",".join(executions), loaded=loaded, implementation=implementation)
     return annotate(rows, model, {c.label: c.spec for c in cands}, dtype)
 
 
 def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, cands: Sequence[Candidate],
                 executions: Sequence[str], max_batch: int, dtype: str = "bf16",
-                progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                progress: Callable[[str], None] | None = None, implementation: str = "native"
+                ) -> list[dict[str, Any]]:
     """Every evaluated point with `meets` (bool) and `misses` ('memory', 'ttft', 'tpot'; ';'-joined), ranked:
     points that meet the targets first, by pages per GPU-day."""
     if not 1 <= max_batch <= MAX_PLAN_BATCH:
@@ -207,7 +208,7 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
             points[(r["device"], r["execution"], int(r["batch"]))] = r | {"meets": not miss, "misses": ";".join(miss)}
 
     for b in ladder:  # one batch at a time: each is one trace, priced on every GPU
-        add(_price(model, mode, [b], output_tokens, cands, executions, dtype))
+        add(_price(model, mode, [b], output_tokens, cands, executions, dtype, implementation))
     # bisection per (GPU, execution) between the largest meeting batch and the next evaluated one
     brackets: dict[tuple[str, str], tuple[int, int]] = {}
     for c in cands:
@@ -228,7 +229,7 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
             say(f"bisecting: batch {mid} for {', '.join(f'{d} {e}' for d, e in keys)}")
             labels = sorted({d for d, _ in keys})
             exs = sorted({e for _, e in keys})
-            add(_price(model, mode, [mid], output_tokens, [by_label[d] for d in labels], exs, dtype))
+            add(_price(model, mode, [mid], output_tokens, [by_label[d] for d in labels], exs, dtype, implementation))
             for key in keys:
                 lo, hi = brackets.pop(key)
                 if points[(*key, mid)]["meets"]:
@@ -308,11 +309,14 @@ def write_rows(rows: Sequence[Mapping[str, Any]], path: Path, suffix: str) -> No
 PLAN_SCHEMA = "dsocr-trace/plan/1"
 
 
+PLAN_EXECUTIONS = "eager,fused"  # plan's default executions
+
+
 def plan_command(*, model: str, mode: str, crops: str | None = None, image_size: str | None = None,
                  ttft_ms: float | None = None, tpot_ms: float | None = None, output_tokens: int = 500,
-                 devices: str | None = None, profiles: Sequence[Path] = (), executions: str = "eager,fused",
+                 devices: str | None = None, profiles: Sequence[Path] = (), executions: str = PLAN_EXECUTIONS,
                  max_batch: int = 64, out: Path | None = None, force: bool = False,
-                 quiet: bool = False) -> dict[str, Any]:
+                 quiet: bool = False, implementation: str = "native") -> dict[str, Any]:
     """Which GPUs, executions and batch sizes meet the targets for one workload; prints the best point of each
     GPU and execution; with `out`, writes every evaluated point (.csv, .parquet) or the whole answer (.json)."""
     import math
@@ -325,10 +329,17 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
     for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UserError(f"{name} must be a positive number of milliseconds (got {v})")
-    exs = [e.strip() for e in executions.split(",") if e.strip()]
-    bad = [e for e in exs if e not in ("eager", "fused")]
+    from dsocr_trace.plan import EXECUTIONS
+    from dsocr_trace.trace.remote import check_implementation
+
+    if implementation != "native" and executions == PLAN_EXECUTIONS:
+        executions = "eager"  # the remote code runs eager only: the default plans what it can run
+    exs = list(dict.fromkeys(e.strip() for e in executions.split(",") if e.strip()))
+    bad = [e for e in exs if e not in EXECUTIONS]
     if bad or not exs:
-        raise UserError(f"--executions {executions!r}: list eager and/or fused")
+        raise UserError(f"--executions {executions!r}: list one or more of {', '.join(EXECUTIONS)}")
+    for e in exs:
+        check_implementation(implementation, e)
     wl = make_workload(mode, crops=crops, image_size=image_size, output_tokens=output_tokens)
     if out is not None:
         if out.suffix.lower() not in (".csv", ".json", ".parquet"):
@@ -343,11 +354,13 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
         if not quiet:
             print(msg, file=sys.stderr)
 
-    rows = plan_search(model, wl.label, output_tokens, targets, cands, exs, max_batch, progress=progress)
+    rows = plan_search(model, wl.label, output_tokens, targets, cands, exs, max_batch, progress=progress,
+                       implementation=implementation)
     best = best_per_gpu(rows)
     query = {"model": model, "mode": wl.label, "output_tokens": output_tokens, "prompt_tokens": wl.prompt_tokens,
              "ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "tpot_statistic": "mean over the output tokens",
              "devices": [c.label for c in cands], "profiles": [str(p) for p in profiles], "executions": exs,
+             "implementation": implementation,
              "max_batch": max_batch, "batches": sorted({int(r["batch"]) for r in rows}), "weight_dtype": "bf16"}
     result = {"schema": PLAN_SCHEMA, "query": query, "targets": targets.describe(), "best": best, "points": rows}
     con = console()

@@ -247,6 +247,8 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
     if train is not None and execution == "graph":
         raise UserError("--execution graph replays decode steps: use eager or fused with --phase train")
+    from dsocr_trace.trace.remote import check_implementation
+
     check_implementation(implementation, execution, train is not None)
     if hw is None:
         for flag, value in (("--execution", execution), ("--dtype", dtype)):
@@ -325,23 +327,6 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
 REMOTE_NOTE = ("implementation remote: the official remote code (transformers 4.46.3, model.infer) as a rewrite of "
                "the traced graph; decoder and decode steps validated on the H200 "
                "(benchmarks/results/remote), vision encoders priced from the native trace")
-
-
-def check_implementation(implementation: str, execution: str | None, train: bool) -> None:
-    """The remote code runs eager only: its MoE syncs every layer (no CUDA graph, torch.compile breaks there)."""
-    from dsocr_trace.trace.remote import IMPLEMENTATIONS
-
-    if implementation not in IMPLEMENTATIONS:
-        raise UserError(f"unknown --implementation {implementation!r}: use {', '.join(IMPLEMENTATIONS)}")
-    if implementation == "native":
-        return
-    if execution not in (None, "eager"):
-        raise UserError(f"--implementation {implementation} runs eager only (its MoE reads token counts to the host "
-                        f"in every layer, so no CUDA graph or torch.compile): drop --execution {execution} or use "
-                        "--implementation native")
-    if train:
-        raise UserError(f"--implementation {implementation} is the inference path (model.infer): use "
-                        "--implementation native with --phase train")
 
 
 def write_run(out: Path, force: bool, a: Analysis, report: dict[str, Any], extra: Any = None) -> None:
@@ -471,7 +456,8 @@ def devices_command(export: str | None = None) -> None:
 
 
 def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
-                  out: Path, force: bool, plots: Path | None = None, html: Path | None = None) -> list[dict[str, Any]]:
+                  out: Path, force: bool, plots: Path | None = None, html: Path | None = None,
+                  implementation: str = "native") -> list[dict[str, Any]]:
     from contextlib import ExitStack
 
     from dsocr_trace.capacity import annotate
@@ -491,7 +477,8 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
     from dsocr_trace.report.console import progress_bar
 
     with progress_bar("pricing") as update:
-        rows = run_sweep(model, modes, devices, batch, output_tokens, execution, progress=update)
+        rows = run_sweep(model, modes, devices, batch, output_tokens, execution, progress=update,
+                         implementation=implementation)
     rows = annotate(rows, model, {d: load_device(d) for d in dict.fromkeys(r["device"] for r in rows)})
     # every output is written to a temporary sibling and renamed into place at the end: all of them or none
     with ExitStack() as stack:

@@ -25,6 +25,7 @@ from dsocr_trace.hardware.profile import Profile, packaged_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.plan import EXECUTIONS
 from dsocr_trace.request import integrate_decode, per_step, request_walls, throughput_of
+from dsocr_trace.trace.remote import check_implementation
 from dsocr_trace.workload import MAX_POSITIONS, make_workload
 
 MAX_SWEEP_POINTS = 50_000  # rows per sweep: beyond it a sweep is refused, not left running for hours
@@ -57,19 +58,21 @@ def _device(device: str) -> tuple[DeviceSpec, Profile]:
 
 
 def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, execution: str,
-           loaded: tuple[DeviceSpec, Profile] | None = None, routing: Routing | None = None) -> dict[str, Any]:
-    """The prefill wall and the fitted decode step of one (mode, batch, device, execution)."""
+           loaded: tuple[DeviceSpec, Profile] | None = None, routing: Routing | None = None,
+           implementation: str = "native") -> dict[str, Any]:
+    """The prefill wall and the fitted decode step of one (mode, batch, device, execution, implementation)."""
     routing = routing or Routing()
-    key = (model, mode, crops, batch, device, execution, routing)
+    key = (model, mode, crops, batch, device, execution, routing, implementation)
     hit = _COMBOS.get(key)
     if hit is not None:
         return hit
     spec, prof = loaded if loaded is not None else _device(device)
     wl = make_workload(mode, crops=crops, batch=batch, output_tokens=1)
-    a = run_analysis(model, wl, opts=CostOptions(routing=routing))
+    a = run_analysis(model, wl, opts=CostOptions(routing=routing), implementation=implementation)
     result, _, fit = request_walls(a, spec, prof, execution)
     wl = a.workload  # a generic model's own image-token count replaces the DeepSeek arithmetic
-    out = {"wl": wl, "ttft_s": result.wall_s, "fit": fit, "spec": spec, "profile": prof, "routing": routing}
+    out = {"wl": wl, "ttft_s": result.wall_s, "fit": fit, "spec": spec, "profile": prof, "routing": routing,
+           "implementation": implementation}
     _COMBOS[key] = out
     return out
 
@@ -77,7 +80,8 @@ def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, ex
 def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: str,
               execution: str = "eager", routing: Routing | None = None,
               loaded: Mapping[str, tuple[DeviceSpec, Profile]] | None = None,
-              progress: Callable[[int, int, str], None] | None = None) -> list[dict[str, Any]]:
+              progress: Callable[[int, int, str], None] | None = None,
+              implementation: str = "native") -> list[dict[str, Any]]:
     """One row per point; `progress(done, total, what)` before each (mode, batch, device, execution) is priced.
     `loaded`: device labels already resolved to (spec, profile), e.g. a catalog GPU with
     a calibrated profile file under its own label; other labels are loaded as catalog keys or device files."""
@@ -91,6 +95,7 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
     for e in ex_list:
         if e not in EXECUTIONS:
             raise UserError(f"unknown execution {e!r}: use {', '.join(EXECUTIONS)} (one or more)")
+        check_implementation(implementation, e)
     batches = list(dict.fromkeys(_ints(batch, "--batch")))
     tokens = list(dict.fromkeys(_ints(output_tokens, "--output-tokens")))
     n_points = len(mode_list) * len(batches) * len(dev_list) * len(ex_list) * len(tokens)
@@ -109,7 +114,7 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
                     if progress is not None:
                         progress(done, total, f"{mode}{':' + crops if crops else ''} B{b} {dev} {ex}")
                     done += 1
-                    c = _combo(model, mode, crops, b, dev, ex, devs[dev], routing)
+                    c = _combo(model, mode, crops, b, dev, ex, devs[dev], routing, implementation)
                     wl = c["wl"]
                     for n in tokens:
                         rows.append(point(c, wl, dev, ex, n))
@@ -127,7 +132,8 @@ def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> di
     decode = float(step_walls.sum())
     e2e = c["ttft_s"] + decode
     return {
-        "mode": wl.label, "device": device, "execution": execution, "batch": wl.batch, "output_tokens": n,
+        "mode": wl.label, "device": device, "execution": execution, "implementation": c["implementation"],
+        "batch": wl.batch, "output_tokens": n,
         "profile": prof.source, "profile_label": prof.label, "routing": c["routing"].label,
         "vision_tokens": wl.vision_tokens, "prefill_tokens": wl.prefill_tokens, "ttft_s": c["ttft_s"],
         "tpot_mean_s": float(step_walls.mean()), "tpot_last_s": float(step_walls[-1]), "e2e_s": e2e,

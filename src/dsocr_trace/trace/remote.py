@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 
+from dsocr_trace.errors import UserError
 from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, TensorRef, Trace
 
 IMPLEMENTATIONS = ("native", "remote", "remote-flash")
@@ -249,6 +250,21 @@ def _generation_step(w: _Writer, b: int, seq: int, vocab: int) -> None:
     add("aten.max.default", p, mt, st, [_t((b,), "int64")], [_t((), "int64")])
     add("aten.eq.Scalar", p, mt, st, [_t((), "int64")], [_t((), "bool")])
     add("aten._local_scalar_dense.default", p, mt, st, [_t((), "bool")], [], sync=True, attrs={"on_cpu": True})
+
+
+def check_implementation(implementation: str, execution: str | None, train: bool = False) -> None:
+    """The remote code runs eager only: its MoE syncs every layer (no CUDA graph, torch.compile breaks there)."""
+    if implementation not in IMPLEMENTATIONS:
+        raise UserError(f"unknown --implementation {implementation!r}: use {', '.join(IMPLEMENTATIONS)}")
+    if implementation == "native":
+        return
+    if execution not in (None, "eager"):
+        raise UserError(f"--implementation {implementation} runs eager only (its MoE reads token counts to the host "
+                        f"in every layer, so no CUDA graph or torch.compile): drop --execution {execution} or use "
+                        "--implementation native")
+    if train:
+        raise UserError(f"--implementation {implementation} is the inference path (model.infer): use "
+                        "--implementation native with --phase train")
 
 
 VISION_STAGES = ("vision.sam", "vision.clip", "projector")

@@ -61,14 +61,33 @@ def _err(pred: float, meas: float) -> float | None:
     return pred / meas - 1.0 if meas > 0 else None
 
 
-def compare(doc: dict[str, Any], device: str = "h200") -> dict[str, Any]:
+def partition_target(doc: dict[str, Any], source_figures: dict[str, Any]) -> Any:
+    """The prediction target of a run made inside an SM partition of an H200: the partition's spec and the
+    figures measured inside it, the full card's calibration moved there by the cross-GPU model (never a time
+    measured on the partition itself). `source_figures`: the full card's figures taken the same way."""
+    from dsocr_trace.hardware.profile import packaged_profile, transfer_profile
+    from dsocr_trace.hardware.spec import load_device, partition_of
+    from dsocr_trace.prediction import Target
+    from dsocr_trace.validate.partition import gpu_figures_of
+
+    card = load_device("h200")
+    spec = partition_of(card, int(doc["device"]["partition_sms"]))
+    moved = transfer_profile(packaged_profile(card), spec, figures=gpu_figures_of({"figures": doc["figures"]}, spec),
+                             source=gpu_figures_of(source_figures, card))
+    return Target(spec, moved, "eager", "bf16", ())
+
+
+def compare(doc: dict[str, Any], target: Any = None) -> dict[str, Any]:
+    """Every run of a remote-harness document against its prediction on `target` (default: the catalog H200
+    with its packaged profile)."""
     from dsocr_trace.analyze import run_analysis
     from dsocr_trace.hardware.profile import HOST_BAND
     from dsocr_trace.prediction import Target, predict
     from dsocr_trace.request import fit_decode, fit_points
     from dsocr_trace.workload import make_workload
 
-    target = Target.resolve(device, None, None, "eager", "bf16")
+    if target is None:
+        target = Target.resolve("h200", None, None, "eager", "bf16")
     model = "deepseek-ai/DeepSeek-OCR"
     rows: list[dict[str, Any]] = []
     for run in doc.get("runs", []):
@@ -114,7 +133,8 @@ def compare(doc: dict[str, Any], device: str = "h200") -> dict[str, Any]:
                       "meas_kernels": meas["kernels"], "pred_kernels": step["kernels"],
                       "meas_syncs": meas["syncs_d2h"], "pred_syncs": sum(fit.syncs),
                       "meas_device_s": meas["device_s"], "pred_device_s": step["device_s"]})
-    return {"device": doc.get("device", {}).get("name"), "target": device, "rows": rows, "loops": loops,
+    return {"device": doc.get("device", {}).get("name"), "partition_sms": doc.get("device", {}).get("partition_sms"),
+            "target": target.spec.key, "profile": target.profile.label, "rows": rows, "loops": loops,
             "summary": summarize(rows)}
 
 

@@ -403,13 +403,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--wall-runs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sms", type=int, default=None,
+                   help="run inside a CUDA green context of this many SMs (a GPU nobody calibrated)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dsocr_trace.workload import make_workload
+    from dsocr_trace.validate.partition import run_in_partition
 
     opts = build_parser().parse_args(argv)
+    return run_in_partition(opts.sms, lambda: _run(opts))
+
+
+def _run(opts: argparse.Namespace) -> int:
+    from dsocr_trace.workload import make_workload
+
     device = cuda_device(opts.device)
     if device is None:
         return 2
@@ -423,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
                                       "autocast": "bfloat16", "no_repeat_ngram_size": 20, "seed": opts.seed,
                                       "repeats": opts.repeats, "wall_runs": opts.wall_runs},
                            "runs": [], "loops": []}
+    if opts.sms is not None:
+        from dsocr_trace.validate.partition import measure_figures, probe
+
+        doc["figures"] = {"probe": probe(opts.sms), **measure_figures()}
+        log(f"partition {opts.sms} SMs: {doc['figures']}")
     opts.out.mkdir(parents=True, exist_ok=True)
     path = opts.out / "measured.json"
 
