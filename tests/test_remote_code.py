@@ -179,3 +179,20 @@ def test_plan_takes_every_execution() -> None:
                        max_batch=2, quiet=True)
     assert {r["execution"] for r in out["points"]} == {"graph", "compiled"}
     assert out["query"]["executions"] == ["graph", "compiled"]
+
+
+def test_host_cost_per_machine() -> None:
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dsocr_trace", "analyze", "--mode", "tiny", *extra],
+                              capture_output=True, text=True, timeout=300)
+
+    slow, fast = run("--device", "h200", "--json"), run("--device", "h200", "--json", "--host-us-per-call", "5")
+    assert slow.returncode == 0 and fast.returncode == 0, fast.stderr
+    t_slow = json.loads(slow.stdout)["stages"]["decode.step"]["wall_s"]
+    t_fast = json.loads(fast.stdout)["stages"]["decode.step"]["wall_s"]
+    assert t_fast < 0.5 * t_slow  # eager decode is host-bound: a 6x faster host more than halves it
+    assert "--host-us-per-call" in fast.stderr  # the choice is stated
+    for extra, needle in ((("--host-us-per-call", "5"), "needs a GPU"),
+                          (("--device", "h200", "--host-us-per-call", "0"), "outside")):
+        r = run(*extra)
+        assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr

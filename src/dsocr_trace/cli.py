@@ -188,6 +188,9 @@ def analyze(
     gpu_memory_utilization: MemUtilOpt = 1.0,
     price_per_hour: PriceOpt = None,
     implementation: ImplementationOpt = Implementation.native,
+    host_us_per_call: Annotated[float | None, typer.Option(
+        help="Host cost per Python-level torch call of the machine driving the GPU, in us (calibrate's host_op_s; "
+             "default: the profile's calibration host). Eager walls scale with it.")] = None,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
     from dsocr_trace.runner import analyze_command, train_config
@@ -201,7 +204,7 @@ def analyze(
                     graphml=graphml, force=force, device=device, device_file=device_file, profile=profile,
                     execution=_value(execution), dtype=_value(dtype), moe_skew=moe_skew, timeline=timeline,
                     plots=plots, json_out=json_out, routing=routing, train=train, html=html,
-                    implementation=implementation.value)
+                    implementation=implementation.value, host_us_per_call=host_us_per_call)
 
 
 @app.command()

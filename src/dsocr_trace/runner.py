@@ -173,6 +173,26 @@ def resolve_device(device: str | None, device_file: Path | None, profile: Path |
     return resolve_hardware(device, device_file, profile, notes)
 
 
+HOST_US_RANGE = (0.5, 1000.0)  # per Python-level torch call: a fast desktop ~5 us, a loaded server ~50
+
+
+def with_host(profile: Any, host_us: float, notes: list[str]) -> Any:
+    """The profile driven by a host that spends `host_us` per Python-level torch call (what `calibrate`'s host
+    probe measures as host_op_s): every host cost scaled by the same factor."""
+    import math
+
+    from dsocr_trace.hardware.profile import host_scaled
+
+    lo, hi = HOST_US_RANGE
+    if not (math.isfinite(host_us) and lo <= host_us <= hi):
+        raise UserError(f"--host-us-per-call {host_us} is outside {lo:g}..{hi:g} us: give the host cost per "
+                        "Python-level torch call of the machine that drives the GPU (calibrate's host_op_s)")
+    factor = host_us * 1e-6 / profile.host_op_s
+    notes.append(f"host: {host_us:g} us per Python-level call (--host-us-per-call), the profile's host "
+                 f"{profile.host_op_s * 1e6:.1f} us: every host cost x {factor:.2f}")
+    return host_scaled(profile, factor)
+
+
 def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) -> list[str]:
     """What the run assumed that the user may not expect, one line each."""
     from dsocr_trace.hardware.provenance import provenance_of_report
@@ -216,7 +236,8 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
                     profile: Path | None = None, execution: str | None = None, dtype: str | None = None,
                     moe_skew: float = 0.0, timeline: Path | None = None, plots: bool = False,
                     json_out: bool = False, routing: str | None = None, train: Any = None,
-                    html: Path | None = None, implementation: str = "native") -> dict[str, Any]:
+                    html: Path | None = None, implementation: str = "native",
+                    host_us_per_call: float | None = None) -> dict[str, Any]:
     """Trace, cost, (with a device) predict; print the summary; write every requested output or none.
 
     With `train` (a TrainConfig), the report also gets a `train` section for one fine-tuning step; its
@@ -243,6 +264,10 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
     route = parse_routing(routing, moe_skew)
     notes: list[str] = []
     hw = resolve_device(device, device_file, profile, notes)
+    if host_us_per_call is not None:
+        if hw is None:
+            raise UserError("--host-us-per-call sets the host of a prediction, which needs a GPU: add --device NAME")
+        hw = (hw[0], with_host(hw[1], host_us_per_call, notes))
     if train is not None and (timeline is not None or plots):
         raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
     if train is not None and execution == "graph":
