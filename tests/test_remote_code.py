@@ -196,3 +196,20 @@ def test_host_cost_per_machine() -> None:
                           (("--device", "h200", "--host-us-per-call", "0"), "outside")):
         r = run(*extra)
         assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_remote_decode_host_grows_with_the_sequence(base_remote: Any) -> None:
+    """The n-gram processor's Python work grows with the sequence: the fitted decode step carries a host slope,
+    and the host band's shortcut (host times x f) still equals re-planning with a host-scaled profile."""
+    from dsocr_trace.hardware.profile import host_scaled, packaged_profile
+    from dsocr_trace.hardware.spec import load_device
+    from dsocr_trace.request import fit_decode, fit_points
+
+    spec = load_device("h200")
+    prof = packaged_profile(spec)
+    kvs = fit_points(base_remote.workload)
+    fit = fit_decode(base_remote, spec, prof, "eager", kvs)
+    assert fit.host_times(kvs[-1]).sum() > fit.host_times(kvs[0]).sum()
+    again = fit_decode(base_remote, spec, host_scaled(prof, 1.62), "eager", kvs)
+    for kv in (kvs[0], kvs[-1]):
+        assert fit.host_scaled(1.62).step(kv, prof).wall_s == pytest.approx(again.step(kv, prof).wall_s, rel=1e-9)

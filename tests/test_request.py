@@ -80,3 +80,23 @@ def test_request_metrics_consistent(base_analysis: Analysis) -> None:
     fused = predict_request(base_analysis, spec, default_profile(spec), "fused")
     assert fused["stages"]["decode.step"]["wall_s"] < st["decode.step"]["wall_s"]
     assert p["memory"]["fits"] and p["memory"]["kv_bytes_per_token"] == 61_440
+
+
+@pytest.mark.parametrize("execution", ["eager", "graph", "fused", "compiled"])
+def test_host_band_replay_equals_replanning(base_analysis: Analysis, execution: str) -> None:
+    """The host band replays the plans with host times x f (DecodeFit.host_scaled) instead of planning again
+    with a host-scaled profile: that shortcut holds only while every host cost is linear in the profile's host
+    figures. Re-plan for real and compare."""
+    from dsocr_trace.hardware.profile import HOST_BAND, host_scaled, packaged_profile
+    from dsocr_trace.request import fit_points
+
+    spec = load_device("h200")
+    prof = packaged_profile(spec)
+    kvs = fit_points(base_analysis.workload)
+    fit = fit_decode(base_analysis, spec, prof, execution, kvs)
+    for f in HOST_BAND:
+        again = fit_decode(base_analysis, spec, host_scaled(prof, f), execution, kvs)
+        for kv in (kvs[0], (kvs[0] + kvs[-1]) // 2, kvs[-1]):
+            fast = fit.host_scaled(f).step(kv, host_scaled(prof, f)).wall_s
+            slow = again.step(kv, host_scaled(prof, f)).wall_s
+            assert fast == pytest.approx(slow, rel=1e-9), (f, kv)
