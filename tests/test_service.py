@@ -72,6 +72,8 @@ def test_analyze_equals_the_api(base_url: str) -> None:
     ({"mode": "tiny", "device": "a100x"}, "a100x"),
     ({"mode": "tiny", "bogus": 1}, "bogus"),
     ({"mode": "gundam", "crops": "9x9"}, "9x9"),
+    ({"mode": "tiny", "device": "h100", "execution": "fused", "implementation": "remote"}, "eager only"),
+    ({"mode": "tiny", "implementation": "hub"}, "remote-flash"),
 ])
 def test_bad_analyze_input_is_a_4xx_that_says_what_to_change(base_url: str, body: dict[str, object],
                                                              says: str) -> None:

@@ -26,7 +26,11 @@ MAX_BODY_BYTES = 64 * 1024
 Execution = Literal["eager", "graph", "fused", "compiled"]
 Dtype = Literal["bf16", "fp16", "fp8"]
 
-_TRACE_LOCK = threading.Lock()  # tracing drives one meta model and torch's dispatch stack: one at a time
+# One request prices at a time per process: tracing drives torch's dispatch stack on one meta model, and the
+# process-wide memos it fills (traces, costs, kernel times, decode fits) are plain dicts, not thread-safe.
+# Parallelism comes from processes: `dsocr-trace serve --workers N`.
+_TRACE_LOCK = threading.Lock()
+Implementation = Literal["native", "remote", "remote-flash"]
 
 
 class _Strict(BaseModel):
@@ -42,6 +46,7 @@ class AnalyzeRequest(_Strict):
     device: str | None = Field(None, description="catalog key (GET /devices); none: counts only",
                                examples=["h100"])
     execution: Execution = "eager"
+    implementation: Implementation = "native"
     weight_dtype: Dtype = "bf16"
     routing: str | None = Field(None, description="MoE routing: uniform or skew:S")
 
@@ -89,6 +94,7 @@ class SweepRequest(_Strict):
     batches: list[int] = Field([1], min_length=1, max_length=32)
     output_tokens: list[int] = Field([500], min_length=1, max_length=16)
     executions: list[Execution] = Field(["eager"], min_length=1, max_length=4)
+    implementation: Implementation = "native"
     weight_dtype: Dtype = "bf16"
 
 
@@ -117,6 +123,7 @@ class PlanRequest(_Strict):
     ttft_ms: float | None = Field(None, gt=0)
     tpot_ms: float | None = Field(None, gt=0)
     executions: list[Execution] = Field(["eager"], min_length=1, max_length=4)
+    implementation: Implementation = "native"
     max_batch: int = Field(64, ge=1, le=MAX_BATCH)
     weight_dtype: Dtype = "bf16"
 
@@ -200,7 +207,8 @@ def create_app() -> FastAPI:
         with _TRACE_LOCK:
             r = api.analyze(body.mode, crops=body.crops, batch=body.batch, prompt_tokens=body.prompt_tokens,
                             output_tokens=body.output_tokens, device=body.device, execution=body.execution,
-                            weight_dtype=body.weight_dtype, routing=body.routing)
+                            weight_dtype=body.weight_dtype, routing=body.routing,
+                            implementation=body.implementation)
         return _summary(r)
 
     @app.post("/sweep", response_model=SweepAnswer, responses=errors)
@@ -212,7 +220,8 @@ def create_app() -> FastAPI:
             raise UserError(f"batches must lie in 1..{MAX_BATCH}")
         with _TRACE_LOCK:
             r = api.sweep(body.modes, body.devices, batches=body.batches, output_tokens=body.output_tokens,
-                          executions=list(body.executions), weight_dtype=body.weight_dtype)
+                          executions=list(body.executions), weight_dtype=body.weight_dtype,
+                          implementation=body.implementation)
         return SweepAnswer(rows=[SweepRow(**row) for row in r.rows])
 
     @app.post("/plan", response_model=PlanAnswer, responses=errors)
@@ -220,7 +229,7 @@ def create_app() -> FastAPI:
         with _TRACE_LOCK:
             r = api.plan(body.mode, devices=body.devices, output_tokens=body.output_tokens, ttft_ms=body.ttft_ms,
                          tpot_ms=body.tpot_ms, executions=list(body.executions), max_batch=body.max_batch,
-                         weight_dtype=body.weight_dtype)
+                         weight_dtype=body.weight_dtype, implementation=body.implementation)
         best = r.best
         return PlanAnswer(targets=r.targets, best=None if best is None else SweepRow(**best),
                           rows=[SweepRow(**row) for row in r.rows])
