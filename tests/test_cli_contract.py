@@ -130,6 +130,10 @@ CASES: dict[str, tuple[list[str], int, str]] = {
                                ",".join(map(str, range(1, 201))), "--out", "{d}/big.csv"], 2, "split it"),
     "llama_sweep": (["sweep", "--model", "{d}/llama.json", "--modes", "tiny", "--devices", "h100",
                      "--out", "{d}/llama.csv"], 0, "1 points ->"),
+    "fp8_train": (["analyze", "--mode", "tiny", "--phase", "train", "--dtype", "fp8", "--device", "h200"], 2,
+                  "a training step keeps bf16 weights"),
+    "devices_calibrated": (["devices"], 0, "transferred"),
+    "bare_gundam": (["analyze", "--mode", "gundam", "--json"], 0, "the default page, A4 at 150 dpi"),
 }
 
 

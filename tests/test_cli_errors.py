@@ -99,7 +99,6 @@ def tree(path: Path) -> dict[str, bytes]:
         ({"mode": "gundam", "crops": ""}, "not WxH"),
         ({"mode": "base", "crops": "2x2"}, "gundam mode only"),
         ({"mode": "tiny", "crops": "2x3"}, "gundam mode only"),
-        ({"mode": "gundam"}, "needs the page size"),
         ({"mode": "gundam", "image_size": "0x100"}, "out of range"),
         ({"mode": "gundam", "image_size": "100000x100"}, "out of range"),
         ({"mode": "base", "image_size": "100x100000"}, "out of range"),

@@ -50,7 +50,6 @@ def test_gundam_small_page_has_global_view_only() -> None:
         {"mode": "gundam", "crops": "0x3"},
         {"mode": "gundam", "crops": "abc"},
         {"mode": "base", "crops": "2x2"},
-        {"mode": "gundam"},
         {"mode": "gundam", "image_size": "0x100"},
         {"mode": "gundam", "image_size": "100000x100"},
         {"mode": "base", "output_tokens": 0},
@@ -64,3 +63,11 @@ def test_bad_workloads_are_user_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(UserError) as exc:
         make_workload(**kwargs)  # type: ignore[arg-type]
     assert "\n" not in str(exc.value)
+
+
+def test_bare_gundam_takes_the_documented_default_page() -> None:
+    from dsocr_trace.workload import DEFAULT_GUNDAM_PAGE
+
+    wl = make_workload("gundam")
+    assert wl.image_size == DEFAULT_GUNDAM_PAGE and wl.crops == (2, 3)
+    assert wl == make_workload("gundam", image_size="1240x1754")

@@ -124,7 +124,8 @@ def _set_prices(text: str | None) -> None:
 ModelOpt = Annotated[str, typer.Option("--model", help="Hub id shipped offline, or PATH to config.json / folder.")]
 ModeOpt = Annotated[Mode, typer.Option("--mode", case_sensitive=False,
                                        help="Resolution mode: tiny 512, small 640, base 1024, large 1280 px, "
-                                            "gundam (1024 global view + 640 px tiles).")]
+                                            "gundam (1024 global view + 640 px tiles; without --image-size or "
+                                            "--crops an A4 page at 150 dpi, 1240x1754 px: 2x3 tiles).")]
 
 
 ImplementationOpt = Annotated[Implementation, typer.Option(

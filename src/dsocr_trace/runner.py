@@ -10,7 +10,7 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.report.build import build_report, dumps
 from dsocr_trace.report.console import console
 from dsocr_trace.report.output import atomic_dir, atomic_file, check_target
-from dsocr_trace.workload import make_workload
+from dsocr_trace.workload import DEFAULT_GUNDAM_PAGE, make_workload
 
 
 def _fmt(x: float, unit: str) -> str:
@@ -198,6 +198,11 @@ def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) 
     from dsocr_trace.hardware.provenance import provenance_of_report
 
     out: list[str] = []
+    wl = report.get("workload", {})
+    if mode.strip().lower() == "gundam" and image_size is None and wl.get("image_size") == list(DEFAULT_GUNDAM_PAGE):
+        out.append(f"gundam without --image-size or --crops: the default page, A4 at 150 dpi "
+                   f"({DEFAULT_GUNDAM_PAGE[0]}x{DEFAULT_GUNDAM_PAGE[1]} px), tiled {wl.get('label')}; pass your page "
+                   "size with --image-size WxH")
     if image_size is not None and mode.strip().lower() != "gundam":
         side = report["workload"]["base_size"]
         out.append(f"--image-size has no effect in {mode} mode (every page is resized to {side}x{side}): drop it, "
@@ -272,6 +277,9 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
         raise UserError("--timeline and --plots draw the inference phases: drop them with --phase train")
     if train is not None and execution == "graph":
         raise UserError("--execution graph replays decode steps: use eager or fused with --phase train")
+    if train is not None and dtype not in (None, "bf16"):
+        raise UserError(f"--dtype {dtype} sets inference weights; a training step keeps bf16 weights: drop --dtype "
+                        "and choose --precision bf16 or mixed")
     from dsocr_trace.trace.remote import check_implementation
 
     check_implementation(implementation, execution, train is not None)
@@ -460,6 +468,7 @@ def devices_command(export: str | None = None) -> None:
 
     from rich.table import Table
 
+    from dsocr_trace.hardware.profile import packaged_profile, profile_kind
     from dsocr_trace.hardware.spec import catalog, catalog_file_text, load_device
 
     if export is not None:
@@ -471,12 +480,23 @@ def devices_command(export: str | None = None) -> None:
     t = Table(title="GPU catalog (dense figures; BF16 = tensor cores with FP32 accumulate)", title_justify="left",
               caption="Your own GPU: `dsocr-trace devices --export h100 > my-gpu.yaml`, edit the figures, pass "
                       "--device-file my-gpu.yaml.", caption_justify="left")
-    for col in ("key", "name", "BF16 TFLOP/s", "FP32 CUDA TFLOP/s", "GB/s", "memory GB", "L2 MB", "SMs", "sources"):
+    for col in ("key", "name", "BF16 TFLOP/s", "FP32 CUDA TFLOP/s", "GB/s", "memory GiB", "L2 MiB", "SMs",
+                "profile", "sources"):
         t.add_column(col)
     for d in catalog():
         srcs = sorted(set(d.sources.values()))
+        prof = packaged_profile(d)
+        kind = profile_kind(prof.source)
+        # calibrated: measured on this GPU; transferred: another GPU's calibration moved by the cross-GPU model
+        if kind == "calibrated":
+            shown = prof.label
+        elif kind == "transferred" and prof.transfer is not None:
+            shown = f"transferred from {prof.transfer.source_device}"
+        else:
+            shown = kind
         t.add_row(d.key, d.name, f"{d.tc_flops / 1e12:g}", f"{d.cc_flops / 1e12:g}", f"{d.mem_bw / 1e9:g}",
-                  f"{d.mem_bytes / 2**30:g}", f"{d.l2_bytes / 2**20:g}", str(d.sm_count), "; ".join(srcs)[:120])
+                  f"{d.mem_bytes / 2**30:.1f}", f"{d.l2_bytes / 2**20:g}", str(d.sm_count),
+                  shown, "; ".join(srcs)[:120])
     console().print(t)
 
 

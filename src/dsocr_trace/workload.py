@@ -108,6 +108,10 @@ class Workload:
         }
 
 
+# gundam without --image-size or --crops: an A4 page scanned at 150 dpi (portrait), which tiles as 2x3
+DEFAULT_GUNDAM_PAGE = (1240, 1754)
+
+
 def parse_wh(text: str, what: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(-?\d+)\s*[xX×]\s*(-?\d+)\s*", text or "")
     if not m:
@@ -179,7 +183,8 @@ def make_workload(mode: str, crops: str | None = None, image_size: str | None = 
     elif mode == "gundam" and size is not None:
         grid = gundam_grid(*size)
     elif mode == "gundam":
-        raise UserError("gundam mode needs the page size or the tile grid: pass --image-size WxH or --crops WxH")
+        size = DEFAULT_GUNDAM_PAGE  # documented default: the page of a typical scan (README, --mode help)
+        grid = gundam_grid(*size)
     wl = Workload(mode=mode, crops=grid, image_size=size, prompt_tokens=prompt_tokens,
                   output_tokens=output_tokens, batch=batch, kv_len=kv_len)
     total = wl.prefill_tokens + output_tokens
