@@ -213,3 +213,17 @@ def test_remote_decode_host_grows_with_the_sequence(base_remote: Any) -> None:
     again = fit_decode(base_remote, spec, host_scaled(prof, 1.62), "eager", kvs)
     for kv in (kvs[0], kvs[-1]):
         assert fit.host_scaled(1.62).step(kv, prof).wall_s == pytest.approx(again.step(kv, prof).wall_s, rel=1e-9)
+
+
+def test_memory_without_a_device() -> None:
+    """Weights, KV cache and activations do not depend on the GPU: the report has them without --device, and
+    they equal what a device's fit check adds up."""
+    from dsocr_trace import api
+
+    counts = api.analyze("base").report
+    priced = api.analyze("base", device="h100").report
+    need, fit = counts["memory"], priced["predictions"]["memory"]
+    for k in ("total_bytes", "weights_bytes", "kv_cache_bytes", "activation_peak_bytes", "reserve_bytes"):
+        assert need[k] == fit[k]
+    assert need["total_bytes"] == need["weights_bytes"] + need["kv_cache_bytes"] + need[
+        "activation_peak_bytes"] + need["reserve_bytes"]

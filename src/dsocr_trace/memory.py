@@ -80,8 +80,10 @@ def _activation_peak(trace: Trace) -> tuple[int, int]:
     return peak, at
 
 
-def memory_plan(trace_prefill: Trace, params: dict[str, Any], batch: int, context_tokens: int, dtype: str,
-                kv_per_token: int, device_bytes: float, logits_bytes: int) -> dict[str, Any]:
+def memory_needs(trace_prefill: Trace, params: dict[str, Any], batch: int, context_tokens: int, dtype: str,
+                 kv_per_token: int, logits_bytes: int) -> dict[str, Any]:
+    """What a request holds on any GPU: weights, the KV cache at its full context, the activation peak (the
+    prefill's, logits included) and the runtime reserve."""
     weights = weight_bytes(params["components"], dtype)
     kv = kv_per_token * context_tokens * batch
     act, at = activation_peak(trace_prefill)
@@ -98,6 +100,15 @@ def memory_plan(trace_prefill: Trace, params: dict[str, Any], batch: int, contex
         "logits_bytes": logits_bytes,
         "reserve_bytes": RUNTIME_RESERVE_BYTES,
         "total_bytes": total,
+    }
+
+
+def memory_plan(trace_prefill: Trace, params: dict[str, Any], batch: int, context_tokens: int, dtype: str,
+                kv_per_token: int, device_bytes: float, logits_bytes: int) -> dict[str, Any]:
+    need = memory_needs(trace_prefill, params, batch, context_tokens, dtype, kv_per_token, logits_bytes)
+    total = need["total_bytes"]
+    return {
+        **need,
         "device_bytes": device_bytes,
         "fits": total <= device_bytes,
         "headroom_bytes": device_bytes - total,

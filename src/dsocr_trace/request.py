@@ -19,7 +19,7 @@ from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled
 from dsocr_trace.hardware.spec import DeviceSpec
-from dsocr_trace.memory import kv_per_token_of, logits_bytes_of, memory_plan
+from dsocr_trace.memory import kv_per_token_of, logits_bytes_of, memory_needs, memory_plan
 from dsocr_trace.plan import (
     EXECUTIONS,
     Item,
@@ -30,7 +30,7 @@ from dsocr_trace.plan import (
     run_plan,
     stage_predictions,
 )
-from dsocr_trace.trace.ir import self_and_ancestors
+from dsocr_trace.trace.ir import Trace, self_and_ancestors
 from dsocr_trace.workload import MAX_POSITIONS, Workload
 
 SECONDS_PER_DAY = 86_400
@@ -233,6 +233,19 @@ def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution:
     return out
 
 
+def _memory_inputs(analysis: Analysis, dtype: str) -> tuple[Trace, dict[str, Any], int, int, str, int]:
+    wl = analysis.workload
+    kv_tok = kv_per_token_of(load_model(analysis.model_id).text_config)
+    return (analysis.traces["prefill"], analysis.params, wl.batch, wl.prefill_tokens + wl.output_tokens, dtype,
+            kv_tok)
+
+
+def memory_needs_of(analysis: Analysis, dtype: str = "bf16") -> dict[str, Any]:
+    """The request's memory on any GPU (no device needed): weights, KV cache, activation peak, reserve."""
+    tr, params, batch, context, dt, kv_tok = _memory_inputs(analysis, dtype)
+    return memory_needs(tr, params, batch, context, dt, kv_tok, logits_bytes_of(tr))
+
+
 def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str = "eager",
                     weight_dtype: str = "bf16") -> dict[str, Any]:
     """The phases as traced (predict_phases) and the whole request: TTFT, the decode steps integrated over the
@@ -250,10 +263,8 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     decode_total = float(step_walls.sum())
     e2e = ttft + decode_total
     tc = analysis.traces["decode"].meta
-    kv_tok = kv_per_token_of(load_model(analysis.model_id).text_config)
-    logits = logits_bytes_of(analysis.traces["prefill"])
-    mem = memory_plan(analysis.traces["prefill"], analysis.params, wl.batch, wl.prefill_tokens + wl.output_tokens,
-                      weight_dtype, kv_tok, spec.capacity_bytes, logits)
+    tr, params, batch, context, dt, kv_tok = _memory_inputs(analysis, weight_dtype)
+    mem = memory_plan(tr, params, batch, context, dt, kv_tok, spec.capacity_bytes, logits_bytes_of(tr))
     request = {
         "batch": wl.batch,
         "output_tokens": wl.output_tokens,

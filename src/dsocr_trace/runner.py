@@ -93,6 +93,12 @@ def print_summary(report: dict[str, Any]) -> None:
     con.print(f"params: checkpoint {p['checkpoint_total']:,} (built {p['built_total']:,}), active/token "
               f"{p['active_per_token']:,}   ops {cov['ops_total']:,}, costed {cov['ops_costed']:,}, "
               f"uncosted {sum(cov['uncosted'].values())}")
+    need = report.get("memory")
+    if need and not preds.get("memory"):
+        con.print(f"memory on any GPU: {need['total_bytes'] / GIB:.1f} GiB (weights {need['weights_bytes'] / GIB:.2f}, "
+                  f"KV cache {need['kv_cache_bytes'] / GIB:.2f} at {need['kv_context_tokens']:,} tokens, "
+                  f"activation peak {need['activation_peak_bytes'] / GIB:.2f}, reserve "
+                  f"{need['reserve_bytes'] / GIB:.2f} GiB); add --device NAME for the fit check and times")
     req = preds.get("request")
     if req:
         con.print(f"request on {preds['device']['name']} ({preds['execution']}, weights {preds['weight_dtype']}): "
@@ -131,6 +137,8 @@ def summary_json(report: dict[str, Any], out: Path | None) -> dict[str, Any]:
                      "uncosted": report["coverage"]["uncosted"]},
         "stages": stage_view(report), "warnings": report.get("warnings", []),
         "out": str(out) if out is not None else None, "prediction": None,
+        "memory": {k: (report.get("memory") or {}).get(k) for k in
+                   ("total_bytes", "weights_bytes", "kv_cache_bytes", "activation_peak_bytes", "reserve_bytes")},
     }
     if preds:
         mem = preds.get("memory") or {}

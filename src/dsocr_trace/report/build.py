@@ -54,6 +54,10 @@ def build_report(a: Analysis, predictions: dict[str, Any] | None = None) -> dict
         "units": {"flops": "FLOP (2 per multiply-add)", "bytes": "byte", "time": "second (keys ending _s)",
                   "memory": "byte"},
     }
+    from dsocr_trace.request import memory_needs_of
+
+    # weights (bf16), KV cache and activations do not depend on the GPU: known without a device
+    report["memory"] = memory_needs_of(a)
     if predictions is not None:
         report["predictions"] = predictions
     return report
