@@ -213,7 +213,7 @@ def _torch_loaded(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to know when the work has begun")
 def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
     procs = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         d = tmp_path / sig.name
         d.mkdir()
         # a long job (tens of seconds uninterrupted): the signal lands while it works, even on a loaded machine
@@ -238,6 +238,21 @@ def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
         assert err.splitlines() == [f"error: interrupted by {sig.name}: outputs are written completely or not "
                                     "at all; rerun the command"], err
         assert list(d.iterdir()) == [], list(d.rglob("*"))  # no run folder, no parent, no hidden staging folder
+
+
+def test_signal_after_outputs_is_named(tmp_path: Path) -> None:
+    # a signal that lands once the outputs are complete: named, the outputs kept, shutdown not cut short
+    code = ("import os, signal, sys; from dsocr_trace import cli; "
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}); os.kill(os.getpid(), signal.SIGTERM); "
+            "print('report written'); cli._exit_after_outputs(0)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM
+    assert p.stdout == "report written\n"
+    assert p.stderr.splitlines() == ["error: SIGTERM arrived after the outputs were complete: they are kept; "
+                                     "nothing to rerun"]
+    done = subprocess.run([sys.executable, "-c", "from dsocr_trace import cli; cli._exit_after_outputs(3)"],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (3, "")
 
 
 # ---- outputs as one transaction (in process) ----

@@ -389,6 +389,22 @@ def _import_torch_uninterrupted(argv: list[str]) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
+def _exit_after_outputs(rc: int) -> None:
+    """Exit once every output is complete: signals are held so interpreter shutdown cannot be cut short, and one
+    that arrived in the last moments is named rather than leaving a silent 130."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    late = sorted(signal.sigpending() & _SIGNALS)
+    if late:
+        name = signal.Signals(late[0]).name
+        print(f"error: {name} arrived after the outputs were complete: they are kept; nothing to rerun",
+              file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + late[0])
+    sys.stdout.flush()
+    sys.exit(rc)
+
+
 def main() -> None:
     """Run the CLI: user errors and interruptions end with one line on stderr and a non-zero exit, no traceback."""
     for sig in _SIGNALS:
@@ -397,6 +413,7 @@ def main() -> None:
         _import_torch_uninterrupted(sys.argv[1:])
         rc = app(standalone_mode=False)
         raise_if_interrupted()
+        _exit_after_outputs(rc if isinstance(rc, int) else 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -404,7 +421,10 @@ def main() -> None:
         name = signal.Signals(exc.signum).name
         print(f"error: interrupted by {name}: outputs are written completely or not at all; rerun the command",
               file=sys.stderr)
-        sys.exit(128 + exc.signum)
+        # staging is already removed (the transaction's own cleanup); skip torch's slow teardown so the process
+        # ends right after the signal
+        sys.stderr.flush()
+        os._exit(128 + exc.signum)
     except BrokenPipeError:
         # stdout closed by the reader (`| head`): files are written before the console output, so nothing is lost
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
