@@ -12,6 +12,15 @@
     # calibration workloads' ops + harness runs of those workloads), re-derived into profile/2
     python scripts/build_profile.py legacy benchmarks/results/h100 src/dsocr_trace/hardware/profiles/h100.json.gz
 
+    # the packaged H200 profile (its factors refitted by `calibrated` on the day) + the training-step sweep
+    python scripts/build_profile.py as-is src/dsocr_trace/hardware/profiles/h200.json.gz \
+        src/dsocr_trace/hardware/profiles/h200.json.gz --train-sweep benchmarks/results/h200-train-sweep
+
+Any of these + `--train-sweep benchmarks/results/h200-train-sweep`: add the timed training-step sweep
+(validate.calsweep.build_train_sweep: backward, recompute and optimizer kernels; timed with
+benchmarks/validation/run_h200_train_sweep.sh) to the profile's sweep points, the same way a fresh
+`dsocr-trace calibrate` now times them.
+
 Refitting the factors traces every in-model run (a minute on a laptop CPU).
 """
 
@@ -84,10 +93,32 @@ def legacy_document(folder: Path) -> dict[str, Any]:
     return with_factors(doc, [dict(r, workload={**r["workload"], "calibration": True}) for r in runs])
 
 
+def with_train_sweep(doc: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """doc with the training sweep's timed ops (folder/ops.json specs, folder/times.json seconds and kernels)
+    added to sweep.points (existing points kept) and its workloads to sweep.workloads."""
+    ops = json.loads((folder / "ops.json").read_text())
+    res = json.loads((folder / "times.json").read_text())
+    sweep = dict(doc["sweep"])
+    points = dict(sweep["points"])
+    for key, sec in res["times"].items():
+        points.setdefault(key, {**ops["ops"][key], "seconds": sec, "kernels": res["kernels"].get(key, [])})
+    sweep["points"] = dict(sorted(points.items()))
+    sweep["workloads"] = list(sweep["workloads"]) + [w for w in ops["workloads"] if w not in sweep["workloads"]]
+    sweep["supplements"] = [{"folder": folder.as_posix(), "points": len(res["times"]), "errors": res["errors"],
+                             "workloads": ops["workloads"],
+                             "command": "OUT=... bash benchmarks/validation/run_h200_train_sweep.sh"}]
+    return {**doc, "sweep": sweep}
+
+
 def main(kind: str, *args: str) -> None:
+    train: Path | None = None
+    if "--train-sweep" in args:
+        i = args.index("--train-sweep")
+        train, args = Path(args[i + 1]), args[:i] + args[i + 2:]
     if kind == "as-is":  # a profile `dsocr-trace calibrate` wrote, factors and all
         src, out = args
-        doc = json.loads(Path(src).read_text())
+        raw = Path(src).read_bytes()
+        doc = json.loads(gzip.decompress(raw) if src.endswith(".gz") else raw)
     elif kind == "calibrated":
         src, inmodel, out = args
         doc = json.loads(Path(src).read_text())
@@ -99,6 +130,8 @@ def main(kind: str, *args: str) -> None:
     else:
         raise SystemExit("usage: build_profile.py as-is PROFILE OUT | calibrated PROFILE INMODEL OUT | "
                          "legacy FOLDER OUT")
+    if train is not None:
+        doc = with_train_sweep(doc, train)
     # the microbenchmark lists and fit inputs stay in the results folder; the package keeps what predicts
     packaged = {k: v for k, v in doc.items() if k != "microbench"}
     Path(out).write_bytes(gzip.compress(document_bytes(packaged), mtime=0))

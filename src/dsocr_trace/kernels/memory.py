@@ -11,6 +11,11 @@ two thin tensors into a wide one, ~0.4 TB/s) has its own curve.
 The class curve is drawn through the ops of the calibration workloads when the class has any (the model's own
 ops at other sizes); the synthetic ladders shape the coarser groupings a class never measured falls back on:
 (op, kind, pattern) -> (op, kind) -> (kind, pattern) -> (kind).
+
+Multi-tensor ops (`_foreach_*`, fused optimizers) launch one kernel per group of tensors or chunks
+(costs.optimizer.multi_tensor_launches): their curves are per launch (bytes and seconds divided by the
+launches), so a list of many small tensors (LoRA) and one of a few large ones read the same curve at the size
+each launch really moves.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ def _levels(cls: tuple[object, ...]) -> list[tuple[object, ...]]:
     op, kind, pattern, dtypes = cls
     return [("c", op, kind, pattern, dtypes), ("p", op, kind, pattern), ("o", op, kind), ("k", kind, pattern),
             ("k", kind)]
+
+
+MULTI_TENSOR_PREFIXES = ("aten._foreach_", "aten._fused_")
+
+
+def launches_of(q: Query) -> int:
+    """Kernels a memory-bound query's curve counts it in: its launches for a multi-tensor op, else 1."""
+    return max(1, q.kernels) if str(q.cls[0]).startswith(MULTI_TENSOR_PREFIXES) else 1
 
 
 class _TimeCurve:
@@ -59,10 +72,11 @@ class MemoryFamily:
             if p.q.family == "memory" and p.seconds > 0 and p.q.cls[0] != "fused":
                 traced = not any(s.startswith("sweep:") for s in p.sources)
                 streaming = set(str(p.q.cls[2]).split("/")[0]) <= {"f", "s"}
+                per = launches_of(p.q)
                 for lv in _levels(p.q.cls):
                     if lv[0] == "k" and len(lv) == 2 and not streaming:
                         continue  # a kind's last resort is its contiguous, streaming kernels
-                    groups.setdefault(lv, []).append((p.q.x[0], p.seconds, traced))
+                    groups.setdefault(lv, []).append((p.q.x[0] / per, p.seconds / per, traced))
         self.curves = {}
         for k, v in groups.items():
             if k[0] == "c" and any(t for _, _, t in v):
@@ -75,7 +89,8 @@ class MemoryFamily:
             curve = self.curves.get(lv)
             if curve is None:
                 continue
-            sec = curve.at(q.x[0])
+            per = launches_of(q) if q.cls[0] != "fused" else 1
+            sec = curve.at(q.x[0] / per) * per
             c, m = roofline(q, self.hw)
             how = ("class", "pattern", "op", "kind-pattern", "kind")[i] if q.cls[0] != "fused" else \
                 ("kind-pattern", "kind")[i]

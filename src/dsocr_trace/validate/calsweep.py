@@ -16,12 +16,18 @@ Nothing here depends on the workloads a user will validate. Two sources:
    * memory-bound patterns (contiguous, broadcast, transposing copies, casts, cats, norms, softmax, gathers)
      over a size ladder.
 
+Training steps (`build_train_sweep`) add the backward and recompute ops of CALIBRATION_TRAIN, traced on meta,
+and each optimizer op of the model (fused AdamW/SGD, the foreach ops of gradient clipping) over lists of
+OPT_COUNTS tensors of OPT_NUMEL elements: a multi-tensor kernel's time depends on its launches and chunks, not
+on which parameters fill the list.
+
 Every spec carries `sources`: the calibration workloads it came from, or "sweep:<family>". The GPU side is
 `validate.opbench.run`; the fit is `kernels.fit`.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -318,3 +324,95 @@ def build_sweep(model_id: str = MODEL) -> dict[str, Any]:
         specs.setdefault(spec_key(s), s)
     return {"schema": SCHEMA, "model": model_id,
             "workloads": [lbl for lbl, _, _ in calibration_workloads()], "ops": dict(sorted(specs.items()))}
+
+
+# -- training steps: backward kernels traced, optimizer kernels synthetic ------------------------------------
+# (mode, crops, batch, trainable, LoRA rank, checkpointing): the training steps whose backward (and recompute)
+# ops are timed. The committed training validation runs tiny and base at batch 1/2/4 with LoRA rank 16 and no
+# checkpointing; none of these steps is one of them.
+CALIBRATION_TRAIN: tuple[tuple[str, str | None, int, str, int, bool], ...] = (
+    ("small", None, 1, "full", 16, False), ("large", None, 1, "decoder", 16, True), ("base", None, 3, "lora", 8, False),
+)
+# an optimizer step depends only on the parameter shapes, identical for every workload of one trainable set:
+# its kernels are timed on synthetic tensor lists, never on the model's own lists
+OPT_NUMEL = (12_000, 90_000, 700_000, 5_000_000, 30_000_000)
+OPT_COUNTS = (3, 20, 90, 300)
+OPT_MAX_ELEMENTS = 400_000_000
+_OPT_TEMPLATES = ("aten._fused_adamw_.default", "aten._fused_adam_.default", "aten._fused_sgd_.default",
+                  "aten._foreach_norm.Scalar", "aten._foreach_mul_.Tensor", "aten._foreach_add_.Scalar",
+                  "aten._foreach_copy_.default", "aten._foreach_zero_.default")
+
+
+def train_label(mode: str, crops: str | None, batch: int, trainable: str, rank: int, ckpt: bool) -> str:
+    return "train:" + workload_label(mode, crops, batch, 12) + f"/{trainable}" + \
+        (f"-r{rank}" if trainable == "lora" else "") + ("+ckpt" if ckpt else "")
+
+
+def _resized_lists(tmpl: dict[str, Any], count: int, numel: int) -> dict[str, Any]:
+    """The template optimizer op with every tensor list replaced by `count` 1-D tensors of `numel` elements
+    (scalar step counters stay scalars); single tensors and scalars kept."""
+    inputs: list[dict[str, Any]] = []
+
+    def new(ref: dict[str, Any]) -> dict[str, Any]:
+        shape = [] if not ref["shape"] or math.prod(ref["shape"]) == 1 else [numel]
+        inputs.append({**_ref(shape, ref["dtype"]), "param": False})
+        return {"t": len(inputs) - 1}
+
+    args: list[Any] = []
+    for a in tmpl["call"]["args"]:
+        if isinstance(a, list) and a and all(isinstance(v, dict) and set(v) == {"t"} for v in a):
+            args.append([new(tmpl["inputs"][a[0]["t"]]) for _ in range(count)])
+        elif isinstance(a, dict) and set(a) == {"t"}:
+            args.append(new(tmpl["inputs"][a["t"]]))
+        else:
+            args.append(a)
+    kwargs = {}
+    for k, v in tmpl["call"]["kwargs"].items():
+        kwargs[k] = new(tmpl["inputs"][v["t"]]) if isinstance(v, dict) and set(v) == {"t"} else v
+    return {"op": tmpl["op"], "inputs": inputs, "call": {"args": args, "kwargs": kwargs}, "attrs": {},
+            "sources": ["sweep:optimizer"]}
+
+
+def optimizer_ladder(templates: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each optimizer template over lists of OPT_COUNTS tensors of OPT_NUMEL elements (total capped)."""
+    return [_resized_lists(t, c, n) for t in templates for c in OPT_COUNTS for n in OPT_NUMEL
+            if c * n <= OPT_MAX_ELEMENTS]
+
+
+def build_train_sweep(model_id: str = MODEL) -> dict[str, Any]:
+    """Backward and recompute ops of the CALIBRATION_TRAIN steps, traced on meta, plus the optimizer ladder
+    (templates: the optimizer ops of the first step): {"schema", "workloads", "ops": {key: spec}}."""
+    from dsocr_trace.costs import cost_of
+    from dsocr_trace.models.training import TrainConfig
+    from dsocr_trace.trace.opkey import op_key
+    from dsocr_trace.train.analysis import trace_train
+    from dsocr_trace.validate.opbench import _SKIP, spec_key, spec_of
+    from dsocr_trace.workload import make_workload
+
+    specs: dict[str, dict[str, Any]] = {}
+    templates: dict[str, dict[str, Any]] = {}
+    labels = []
+    for mode, crops, batch, trainable, rank, ckpt in CALIBRATION_TRAIN:
+        label = train_label(mode, crops, batch, trainable, rank, ckpt)
+        labels.append(label)
+        cfg = TrainConfig(trainable=trainable, lora_rank=rank, checkpointing=ckpt)
+        tr = trace_train(model_id, make_workload(mode, crops=crops, batch=batch, output_tokens=1), cfg)
+        for n in tr.nodes:
+            c = cost_of(n)
+            if c is None or c.kernels == 0 or n.op.startswith(_SKIP):
+                continue
+            if n.pass_kind == "optimizer":
+                if n.op in _OPT_TEMPLATES:
+                    templates.setdefault(n.op, spec_of(n))
+                continue
+            if n.pass_kind not in ("backward", "recompute"):
+                continue
+            key = op_key(n)
+            if key is None:
+                continue
+            spec = specs.setdefault(key, {**spec_of(n), "sources": []})
+            if label not in spec["sources"]:
+                spec["sources"].append(label)
+    for s in optimizer_ladder([templates[k] for k in sorted(templates)]):
+        specs.setdefault(spec_key(s), s)
+    return {"schema": SCHEMA, "model": model_id, "workloads": labels, "ops": dict(sorted(specs.items()))}

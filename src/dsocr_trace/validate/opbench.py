@@ -148,13 +148,26 @@ def _prepare(spec: dict[str, Any], device: torch.device, gen: torch.Generator) -
         if spec.get("offsets") is not None:  # the routing the spec was made with (cumulative rows per expert)
             cuts = torch.tensor(spec["offsets"], device=device)
         else:
-            rows, groups = refs[0]["shape"][0], refs[2]["shape"][0]
+            # grouped over A's rows (forward, input grad) or over the shared K dim (weight grad: 2-D x 2-D)
+            grouped_dim = 1 if len(refs[0]["shape"]) == 2 and len(refs[1]["shape"]) == 2 else 0
+            rows, groups = refs[0]["shape"][grouped_dim], refs[2]["shape"][0]
             cuts = torch.linspace(0, rows, groups + 1, device=device)[1:].round()
         tensors[2].copy_(cuts.to(tensors[2].dtype))
+    elif op.startswith("aten._scaled_dot_product_efficient_attention") and len(refs) > 4:
+        # CUDA's SDPA pads the bias rows to 16 bytes before this kernel (meta traces do not): replay it padded
+        at = 4 if "backward" in op else 3
+        b = tensors[at]
+        if b.dim() and b.stride(-1) == 1 and (b.stride(-2) * b.element_size()) % 16:
+            last = b.shape[-1]
+            padded = -(-last * b.element_size() // 16) * 16 // b.element_size()
+            wide = torch.empty((*b.shape[:-1], padded), dtype=b.dtype, device=device)
+            tensors[at] = wide[..., :last].copy_(b)
     elif op.startswith("aten.masked_scatter"):
-        mask, source = tensors[1], tensors[2]
+        mask = tensors[1]
         row = refs[0]["shape"][-1]
-        rows_true = source.numel() // row
+        # the forward scatters a source tensor; its backward gathers into the source's sizes (third argument)
+        source_numel = tensors[2].numel() if len(tensors) > 2 else math.prod(args[2])
+        rows_true = source_numel // row
         flat = torch.zeros(mask.numel(), dtype=torch.bool, device=device)
         flat[:rows_true] = True
         mask.copy_(flat.view(mask.shape))
