@@ -87,17 +87,40 @@ def test_sweep_parquet_round_trip(tmp_path: Path) -> None:
     write_parquet(sweep_records(rows), path)
     back = pq.read_table(path).to_pylist()
     assert all(SNAKE.match(c) for c in back[0])
-    assert [r["ttft_ms"] for r in back] == pytest.approx([r["ttft_s"] * 1e3 for r in rows])
-    assert [(r["label"], r["mode"], r["crops_w"], r["crops_h"]) for r in back[::2]] == [
-        ("base", "base", None, None), ("gundam:2x3", "gundam", 2, 3)]
+    assert [r["ttft_s"] for r in back] == pytest.approx([r["ttft_s"] for r in rows])
+    assert [(r["mode"], r["crops_w"], r["crops_h"]) for r in back[::2]] == [
+        ("base", None, None), ("gundam:2x3", 2, 3)]
     assert [r["fits"] for r in back] == [True, False, True, False]
-    assert "pages_per_s" in back[0] and "pages_per_ms" not in back[0]  # rates stay rates
+    assert "pages_per_s" in back[0] and "ttft_ms" not in back[0]  # one unit per quantity in every format
     again = tmp_path / "again.parquet"
     write_parquet(sweep_records(rows), again)
     assert again.read_bytes() == path.read_bytes()
     # a sweep of non-Gundam modes only: the crop columns still have an integer type
     write_parquet(sweep_records(rows[:2]), again)
     assert str(pq.read_table(again).schema.field("crops_w").type) == "int64"
+
+
+def test_sweep_formats_share_one_schema(tmp_path: Path) -> None:
+    """CSV, JSON and Parquet of one sweep: the same columns in the same order, the same values."""
+    import csv
+
+    from dsocr_trace.sweep import write_sweep
+
+    rows = [{"mode": m, "device": "h100", "execution": "eager", "batch": b, "output_tokens": 100, "ttft_s": 0.01 * b,
+             "usd_per_page": 0.001 * b, "fits": b < 8} for m in ("base", "gundam:2x3") for b in (1, 8)]
+    write_sweep(rows, tmp_path / "s.json", ".json")
+    write_sweep(rows, tmp_path / "s.csv", ".csv")
+    write_parquet(sweep_records(rows), tmp_path / "s.parquet")
+    js = json.loads((tmp_path / "s.json").read_text())
+    with (tmp_path / "s.csv").open() as f:
+        header, *body = list(csv.reader(f))
+    pa = pq.read_table(tmp_path / "s.parquet")
+    assert header == pa.column_names
+    assert sorted(header) == sorted(js[0])
+    assert all(SNAKE.match(c) for c in header) and "ttft_s" in header and "crops_w" in header
+    for got_csv, got_js, got_pa in zip(body, js, pa.to_pylist(), strict=True):
+        assert float(got_csv[header.index("ttft_s")]) == got_js["ttft_s"] == got_pa["ttft_s"]
+        assert got_csv[header.index("crops_w")] == ("" if got_js["crops_w"] is None else str(got_js["crops_w"]))
 
 
 # -- GraphML -----------------------------------------------------------------------------------------------------

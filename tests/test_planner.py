@@ -17,6 +17,7 @@ from dsocr_trace.hardware.profile import document_bytes, packaged_profile
 from dsocr_trace.hardware.spec import load_device
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.planner import Targets, candidates, plan_command, rank_key
+from dsocr_trace.report.tables import sweep_records
 from dsocr_trace.runner import analyze_command, sweep_command
 
 
@@ -38,7 +39,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], str]:
                              output_tokens="100", execution="fused", out=out, force=False)
     finally:
         planner.console = orig  # type: ignore[assignment]
-    assert json.loads(out.read_text()) == json.loads(json.dumps(rows))
+    assert json.loads(out.read_text()) == json.loads(json.dumps(sweep_records(rows)))
     return rows, buf.getvalue()
 
 
@@ -151,7 +152,7 @@ def test_plan_nothing_meets_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "no GPU, execution and batch meets TTFT <= 0.001 ms" in text
     assert "closest: h100 fused B1" in text and "misses ttft" in text
     # every point, written whole
-    assert out.read_text().splitlines()[0].startswith("mode,device,execution,implementation,batch")
+    assert out.read_text().splitlines()[0].startswith("mode,crops_w,crops_h,device,execution,implementation,batch")
 
 
 def test_plan_bad_inputs(tmp_path: Path) -> None:

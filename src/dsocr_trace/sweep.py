@@ -142,16 +142,16 @@ def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> di
 
 
 def write_sweep(rows: list[dict[str, Any]], path: Path, suffix: str) -> None:
+    """CSV or JSON with the columns of report.tables.sweep_records (Parquet: planner.write_rows)."""
+    from dsocr_trace.report.tables import sweep_records
+
+    recs = sweep_records(rows)
     if suffix == ".json":
-        path.write_bytes(orjson.dumps(rows, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+        path.write_bytes(orjson.dumps(recs, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
         return
-    units = {"ttft_s": "ttft [s]", "tpot_mean_s": "tpot_mean [s]", "tpot_last_s": "tpot_last [s]",
-             "e2e_s": "e2e [s]", "tokens_per_s": "tokens [1/s]", "pages_per_s": "pages [1/s]",
-             "pages_per_gpu_day": "pages [1/GPU-day]", "price_per_hour_usd": "price [USD/h]",
-             "usd_per_page": "cost [USD/page]", "usd_per_million_pages": "cost [USD/1M pages]"}
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        keys = list(rows[0]) if rows else []
-        w.writerow([units.get(k, k) for k in keys])
-        for r in rows:
-            w.writerow([r[k] for k in keys])
+        keys = list(recs[0]) if recs else []
+        w.writerow(keys)
+        for r in recs:
+            w.writerow(["" if r[k] is None else r[k] for k in keys])

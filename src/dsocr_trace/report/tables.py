@@ -1,6 +1,6 @@
 """Parquet beside CSV: the run folder's node and module tables and sweep/plan rows, with pandas-friendly columns.
 
-Column names are snake_case with the unit in the name where there is one (`ttft_ms`, `device_time_ms`,
+Column names are snake_case with the unit in the name where there is one (`ttft_s`, `device_time_ms`,
 `intensity_flop_per_byte`; FLOP and byte counts are `*_flops` and `bytes*`); tensor shapes are lists of
 lists of ints; a missing value is null, never an empty string. `pandas.read_parquet(path)` gives typed
 columns directly. Files are written with fixed options (no timestamps), so the same rows give the same bytes.
@@ -63,28 +63,20 @@ def module_records(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{column_name(k): _blank_to_none(v, column_name(k)) for k, v in r.items()} for r in module_rows(report)]
 
 
-_DURATION = re.compile(r"^(?P<name>.+)_s$")
-
-
 def sweep_records(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Sweep or plan rows: durations in ms (`ttft_ms`, `tpot_mean_ms`, `e2e_ms`), rates kept (`pages_per_s`),
-    the mode label split into `mode`, `crops_w`, `crops_h` (null outside Gundam)."""
+    """Sweep or plan rows as every format writes them (CSV, JSON and Parquet share these columns,
+    specs/sweep-schema.json): the rows' own snake_case names with their unit suffix (`ttft_s`, `pages_per_s`,
+    `usd_per_page`), plus the Gundam grid of the mode label as `crops_w`, `crops_h` (null outside Gundam)."""
     out = []
     for r in rows:
         rec: dict[str, Any] = {}
         for k, v in r.items():
-            m = _DURATION.match(k)
+            rec[k] = v
             if k == "mode":
-                base, _, crops = str(v).partition(":")
+                _, _, crops = str(v).partition(":")
                 w, _, h = crops.partition("x")
-                rec["label"] = v
-                rec["mode"] = base
                 rec["crops_w"] = int(w) if w else None
                 rec["crops_h"] = int(h) if h else None
-            elif m is not None and not k.endswith("per_s") and isinstance(v, int | float):
-                rec[f"{m['name']}_ms"] = float(v) * 1e3
-            else:
-                rec[k] = v
         out.append(rec)
     return out
 
