@@ -56,13 +56,14 @@ def sweep_table(rows: Sequence[Mapping[str, Any]], limit: int = 12) -> Any:
     shown += unfit[: max(3, limit - len(shown))] if unfit else []
     t = Table(title=f"Best of {len(rows)} points by pages per GPU-day ({len(unfit)} do not fit in GPU memory)",
               title_justify="left")
-    for col, just in (("#", "right"), ("mode", "left"), ("device", "left"), ("profile", "left"),
+    for col, just in (("#", "right"), ("mode", "left"), ("device", "left"), ("trust", "left"),
                       ("execution", "left"), ("batch", "right"), ("out tok", "right"), ("TTFT ms", "right"),
                       ("ms/token", "right"), ("pages/GPU-day", "right"), ("fits: GiB used / GPU", "left")):
         t.add_column(col, justify=just, no_wrap=col in ("mode", "device", "fits: GiB used / GPU"))  # type: ignore[arg-type]
     for i, r in enumerate(shown, 1):
         style = None if r.get("fits", True) else "dim"
-        t.add_row(str(i), str(r["mode"]), str(r["device"]), profile_kind(str(r.get("profile", ""))),
+        t.add_row(str(i), str(r["mode"]), str(r["device"]),
+                  str(r.get("confidence") or profile_kind(str(r.get("profile", "")))),
                   str(r["execution"]), str(r["batch"]), str(r["output_tokens"]), f"{r['ttft_s'] * 1e3:,.1f}",
                   f"{r['tpot_mean_s'] * 1e3:,.2f}", f"{r['pages_per_gpu_day']:,.0f}", _fit_cell(r), style=style)
     return t
@@ -100,6 +101,11 @@ def sweep_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if datasheet:
         lines.append(f"warning: {', '.join(datasheet)} priced from datasheet figures only (not calibrated on that "
                      "GPU): run `dsocr-trace calibrate` there for measured numbers")
+    outside = {lvl: sum(1 for r in rows if r.get("confidence") == lvl) for lvl in ("modelled", "extrapolated")}
+    if any(outside.values()):
+        lines.append(f"warning: {outside['modelled']} of {len(rows)} points use an execution never measured on "
+                     f"their GPU (modelled) and {outside['extrapolated']} lie outside the measured batch or KV "
+                     "range (extrapolated): see the confidence and confidence_note columns")
     return lines
 
 

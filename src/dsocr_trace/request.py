@@ -17,8 +17,9 @@ from attrs import evolve
 from dsocr_trace.analyze import Analysis, implementation_trace, load_model, trace_phase
 from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled
+from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled, profile_kind
 from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.hardware.validated import point_confidence
 from dsocr_trace.memory import kv_per_token_of, logits_bytes_of, memory_needs, memory_plan
 from dsocr_trace.plan import (
     EXECUTIONS,
@@ -279,6 +280,9 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
         **throughput_of(wl.batch, e2e, spec),
         "decode_host_share": max(0.0, 1.0 - device_mean / float(step_walls.mean())),
         "wall_band": host_band(analysis, spec, profile, execution, (pre_result, pre_items, fit)),
+        **dict(zip(("confidence", "confidence_note"),
+                   point_confidence(spec.key, profile_kind(profile.source), execution, wl.batch, wl.prefill_tokens,
+                                    wl.output_tokens), strict=True)),
     }
     bounds = Counter(r["bound"] for r in nodes["decode"])
     return {

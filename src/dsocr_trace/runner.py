@@ -122,6 +122,8 @@ def print_summary(report: dict[str, Any]) -> None:
         prov = provenance_of_report(report)
         if prov:
             con.print(f"profile: {prov['text']}")
+        if req.get("confidence"):
+            con.print(f"trust: {req['confidence']} ({req['confidence_note']})")
 
 
 def summary_json(report: dict[str, Any], out: Path | None) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from dsocr_trace.analyze import run_analysis
 from dsocr_trace.costs import CostOptions
 from dsocr_trace.costs.routing import Routing
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.profile import Profile, packaged_profile
+from dsocr_trace.hardware.profile import Profile, packaged_profile, profile_kind
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
+from dsocr_trace.hardware.validated import point_confidence
 from dsocr_trace.plan import EXECUTIONS
 from dsocr_trace.request import integrate_decode, per_step, request_walls, throughput_of
 from dsocr_trace.trace.remote import check_implementation
@@ -138,6 +139,9 @@ def point(c: dict[str, Any], wl: Any, device: str, execution: str, n: int) -> di
         "vision_tokens": wl.vision_tokens, "prefill_tokens": wl.prefill_tokens, "ttft_s": c["ttft_s"],
         "tpot_mean_s": float(step_walls.mean()), "tpot_last_s": float(step_walls[-1]), "e2e_s": e2e,
         "tokens_per_s": wl.batch * n / e2e, **throughput_of(wl.batch, e2e, c["spec"]),
+        **dict(zip(("confidence", "confidence_note"),
+                   point_confidence(device, profile_kind(prof.source), execution, wl.batch, wl.prefill_tokens, n),
+                   strict=True)),
     }
 
 
