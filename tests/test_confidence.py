@@ -29,6 +29,8 @@ def test_envelope_is_rebuilt_from_the_committed_measurements() -> None:
     (("h100", "calibrated", "prefill", "eager", 64), "extrapolated", "batch 64 outside the measured 1-8"),
     (("h200", "calibrated", "decode", "eager", 1, 100_000), "extrapolated", "KV length 100000 outside"),
     (("h100", "calibrated", "train", "eager", 1), "extrapolated", "no train measured on h100"),
+    (("h200", "calibrated", "train", "eager", 8), "extrapolated", "train batch 8 outside the measured 1-4"),
+    (("h200", "calibrated", "train", "fused", 2), "modelled", "fused train never measured"),
     (("rtx5090", "transferred", "prefill", "eager", 1), "transferred", "no calibration of its own"),
     (("l40s", "datasheet", "decode", "eager", 1, 500), "datasheet", "datasheet profile"),
 ])

@@ -75,7 +75,7 @@ def test_sweep_memory_matches_analyze(swept: tuple[list[dict], str], tmp_path: P
 
 def test_sweep_table_marks_unfit_points(swept: tuple[list[dict], str]) -> None:
     rows, text = swept
-    assert "Best of 4 points by pages per GPU-day (1 do not fit in GPU memory)" in text
+    assert "Best of 4 points by measured executions first, then pages per GPU-day (1 do not fit in GPU memory)" in text
     lines = [ln for ln in text.splitlines() if "│" in ln and ("tiny" in ln)]
     assert len(lines) == 4
     # fitting points come first, ranked by pages/GPU-day; the unfit one last, marked NO
@@ -114,13 +114,32 @@ def test_plan_easy_target_rows_sorted(tmp_path: Path) -> None:
     points = res["points"]
     assert {r["batch"] for r in points} == {1, 2}
     assert all(r["meets"] for r in points)  # tiny B<=2 meets a 10 s TTFT everywhere
-    pages = [r["pages_per_gpu_day"] for r in points]
-    assert pages == sorted(pages, reverse=True)
+    # default ranking: eager (measured on a GPU) before fused (modelled only), each by pages per GPU-day
+    execs = [r["execution"] for r in points]
+    assert execs == sorted(execs, key=lambda e: e == "fused")
+    for ex in ("eager", "fused"):
+        pages = [r["pages_per_gpu_day"] for r in points if r["execution"] == ex]
+        assert pages == sorted(pages, reverse=True)
     best = res["best"]
     assert len(best) == 4 and {(r["device"], r["execution"]) for r in best} == {
         (d, e) for d in ("h100", "rtx4090") for e in ("eager", "fused")}
     assert all(r["batch"] == 2 for r in best)  # more pages per GPU-day at the larger batch
-    assert [r["pages_per_gpu_day"] for r in best] == sorted((r["pages_per_gpu_day"] for r in best), reverse=True)
+    assert [r["execution"] for r in best] == ["eager", "eager", "fused", "fused"]
+    # --rank throughput: pages per GPU-day alone, so the (faster) fused engine leads
+    fast = _plan(tmp_path, ttft_ms=10_000, tpot_ms=1_000, devices="h100,rtx4090", executions="eager,fused",
+                 max_batch=2, rank="throughput")
+    assert [r["pages_per_gpu_day"] for r in fast["points"]] == sorted(
+        (r["pages_per_gpu_day"] for r in fast["points"]), reverse=True)
+    assert fast["best"][0]["execution"] == "fused"
+    # --rank cost: measured executions first, each by USD per page (lowest first)
+    cheap = _plan(tmp_path, ttft_ms=10_000, tpot_ms=1_000, devices="h100,rtx4090", executions="eager,fused",
+                  max_batch=2, rank="cost")["best"]
+    assert [r["execution"] for r in cheap] == ["eager", "eager", "fused", "fused"]
+    for ex in ("eager", "fused"):
+        usd = [r["usd_per_page"] for r in cheap if r["execution"] == ex]
+        assert usd == sorted(usd) and usd[0] > 0
+    with pytest.raises(UserError, match="--rank"):
+        _plan(tmp_path, rank="cheapest")
 
 
 def test_plan_bisects_to_the_largest_meeting_batch(tmp_path: Path) -> None:
@@ -181,3 +200,37 @@ def test_plan_candidates_from_profiles(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not say which GPU"):
         candidates("h100", [nameless])
     assert Targets(0.2, 0.02).describe() == "TTFT <= 200 ms and <= 20 ms per output token and fits in GPU memory"
+
+
+def test_sweep_takes_analyze_option_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """sweep and plan accept analyze's spellings (--mode, --device, --execution) and its workload options: a
+    longer prompt lengthens the prefill, a profile file adds a labelled candidate, fp8 weights shrink memory."""
+    from dsocr_trace import cli
+
+    spec = load_device("h100")
+    mine = tmp_path / "mine.json"
+    mine.write_bytes(document_bytes(packaged_profile(spec).document))
+
+    def run(name: str, *extra: str) -> list[dict]:
+        out = tmp_path / f"{name}.json"
+        monkeypatch.setattr(sys, "argv", ["dsocr-trace", "sweep", "--mode", "tiny", "--device", "h100",
+                                          "--execution", "eager", "--output-tokens", "50", "--out", str(out),
+                                          *extra])
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+        assert done.value.code in (0, None)
+        return json.loads(out.read_text())
+
+    base = run("base")
+    longer = run("long", "--prompt-tokens", "200", "--dtype", "fp8", "--routing", "skew:1", "--profile", str(mine))
+    assert [r["device"] for r in longer] == ["h100", "h100+mine.json"]
+    assert longer[0]["prefill_tokens"] == base[0]["prefill_tokens"] + 188
+    assert longer[0]["weight_dtype"] == "fp8" and longer[0]["memory_total_bytes"] < base[0]["memory_total_bytes"]
+    assert longer[0]["routing"] == "skew:1" and base[0]["routing"] == "uniform"
+    assert "measured executions first" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.setattr(sys, "argv", ["dsocr-trace", "sweep", "--mode", "tiny", "--device", "h100",
+                                      "--rank", "fastest", "--out", str(tmp_path / "x.csv")])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code != 0 and not (tmp_path / "x.csv").exists()

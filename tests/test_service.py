@@ -74,6 +74,7 @@ def test_analyze_equals_the_api(base_url: str) -> None:
     ({"mode": "gundam", "crops": "9x9"}, "9x9"),
     ({"mode": "tiny", "device": "h100", "execution": "fused", "implementation": "remote"}, "eager only"),
     ({"mode": "tiny", "implementation": "hub"}, "remote-flash"),
+    ({"mode": "tiny", "routing": "histogram:/etc/passwd"}, "pattern"),  # no server file read on request
 ])
 def test_bad_analyze_input_is_a_4xx_that_says_what_to_change(base_url: str, body: dict[str, object],
                                                              says: str) -> None:
@@ -101,6 +102,12 @@ def test_sweep_and_plan(base_url: str) -> None:
                                                  "output_tokens": 100, "tpot_ms": 1000}, timeout=300).json()
     assert plan["best"] is not None and plan["best"]["device"] == "h100"
     assert "fits in GPU memory" in plan["targets"]
+    both = {"mode": "tiny", "devices": ["h100"], "max_batch": 2, "output_tokens": 100, "tpot_ms": 1000,
+            "executions": ["fused", "eager"], "prompt_tokens": 40}
+    measured = httpx.post(f"{base_url}/plan", json=both, timeout=300).json()
+    fastest = httpx.post(f"{base_url}/plan", json=both | {"rank": "throughput"}, timeout=300).json()
+    assert measured["best"]["execution"] == "eager" and fastest["best"]["execution"] == "fused"
+    assert measured["best"]["prefill_tokens"] == fastest["best"]["prefill_tokens"] > rows[0]["prefill_tokens"]
 
 
 def test_concurrent_requests_all_answer_and_the_catalog_is_not_blocked(base_url: str) -> None:

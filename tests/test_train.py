@@ -286,7 +286,7 @@ def test_analyze_train_report(tmp_path: Path) -> None:
     kw: dict[str, Any] = dict(model=DEFAULT_MODEL, mode="tiny", crops=None, image_size=None, prompt_tokens=12,
                               output_tokens=20, batch=1, kv_len=None, tracer="dispatch", force=False, device="h200",
                               train=train_config("train", trainable="decoder", optimizer="sgd"))
-    rep = analyze_command(**kw, out=tmp_path / "a", graphml=None)
+    rep = analyze_command(**kw, out=tmp_path / "a", graphml=None, html=tmp_path / "step.html")
     analyze_command(**kw, out=tmp_path / "b", graphml=None)
     assert (tmp_path / "a" / "report.json").read_bytes() == (tmp_path / "b" / "report.json").read_bytes()
     schema = json.loads((ROOT / "specs" / "report-schema.json").read_text())
@@ -299,6 +299,13 @@ def test_analyze_train_report(tmp_path: Path) -> None:
     assert pr["stages"]["decoder"]["passes"]["backward"]["device_s"] > pr["stages"]["decoder"]["passes"]["forward"][
         "device_s"] > 0
     assert pr["passes"]["optimizer"]["device_s"] > 0
+    # batch 1 eager on the H200 lies inside the committed training measurements; the caveat is still a warning
+    assert (pr["confidence"], pr["confidence_note"]) == ("validated",
+                                                         "train eager batch 1 inside the measured range on h200")
+    assert any(w.startswith("training step: validated") for w in rep["warnings"])
+    page = (tmp_path / "step.html").read_text()
+    assert "<h2>Training step</h2>" in page and 'id="train-passes"' in page and "optimizer states" in page
+    assert f"{pr['passes']['backward']['device_s'] * 1e3:,.3f}" in page
     assert t["passes"]["total"]["flops"] == pytest.approx(sum(s["total"]["flops"] for s in t["stages"].values()))
     assert t["modules"][""]["total"]["flops"] == pytest.approx(t["passes"]["total"]["flops"])
     assert t["memory"]["fits"] is True

@@ -128,18 +128,23 @@ class SweepResult:
 
 def sweep(modes: Sequence[str] = ("base",), devices: Sequence[str] = ("h100",), *, batches: Sequence[int] = (1,),
           output_tokens: Sequence[int] = (500,), executions: Sequence[str] = ("eager",),
-          model: str = DEFAULT_MODEL, weight_dtype: str = "bf16", implementation: str = "native") -> SweepResult:
+          model: str = DEFAULT_MODEL, weight_dtype: str = "bf16", implementation: str = "native",
+          prompt_tokens: int | None = None, routing: str | None = None) -> SweepResult:
     """Every combination priced, as `dsocr-trace sweep` (modes: 'tiny', ..., 'gundam:2x3')."""
     from dsocr_trace.capacity import annotate
+    from dsocr_trace.costs.routing import parse_routing
     from dsocr_trace.hardware.spec import load_device
     from dsocr_trace.sweep import run_sweep
+    from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS
 
     for name, values in (("modes", modes), ("devices", devices), ("batches", batches),
                          ("output_tokens", output_tokens), ("executions", executions)):
         if isinstance(values, str) or not values:
             raise UserError(f"{name} must be a non-empty list (got {values!r})")
     rows = run_sweep(model, ",".join(modes), ",".join(devices), ",".join(map(str, batches)),
-                     ",".join(map(str, output_tokens)), ",".join(executions), implementation=implementation)
+                     ",".join(map(str, output_tokens)), ",".join(executions), routing=parse_routing(routing),
+                     implementation=implementation,
+                     prompt_tokens=DEFAULT_PROMPT_TOKENS if prompt_tokens is None else prompt_tokens)
     specs = {d: load_device(d) for d in dict.fromkeys(devices)}
     return SweepResult(annotate(rows, model, specs, weight_dtype))
 
@@ -163,9 +168,13 @@ class PlanResult:
 def plan(mode: str = "base", *, devices: Sequence[str] = ("h100",), output_tokens: int = 500,
          ttft_ms: float | None = None, tpot_ms: float | None = None, executions: Sequence[str] = ("eager",),
          max_batch: int = 64, model: str = DEFAULT_MODEL, weight_dtype: str = "bf16",
-         implementation: str = "native") -> PlanResult:
-    """The largest batch per GPU and execution that meets the latency targets and fits, as `dsocr-trace plan`."""
-    from dsocr_trace.planner import Targets, candidates, plan_search
+         implementation: str = "native", prompt_tokens: int | None = None, routing: str | None = None,
+         rank: str = "measured") -> PlanResult:
+    """The largest batch per GPU and execution that meets the latency targets and fits, as `dsocr-trace plan`;
+    rank 'measured' puts executions measured on a GPU before modelled ones, 'throughput' ranks by pages alone."""
+    from dsocr_trace.costs.routing import parse_routing
+    from dsocr_trace.planner import Targets, candidates, check_rank, plan_search
+    from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS
 
     if isinstance(devices, str) or not devices:
         raise UserError(f"devices must be a non-empty list (got {devices!r})")
@@ -174,7 +183,9 @@ def plan(mode: str = "base", *, devices: Sequence[str] = ("h100",), output_token
             raise UserError(f"{name} must be a positive number of milliseconds (got {v!r})")
     targets = Targets(None if ttft_ms is None else ttft_ms / 1e3, None if tpot_ms is None else tpot_ms / 1e3)
     rows = plan_search(model, mode, output_tokens, targets, candidates(",".join(devices), []), list(executions),
-                       max_batch, weight_dtype, implementation=implementation)
+                       max_batch, weight_dtype, implementation=implementation, routing=parse_routing(routing),
+                       prompt_tokens=DEFAULT_PROMPT_TOKENS if prompt_tokens is None else prompt_tokens,
+                       rank=check_rank(rank))
     return PlanResult(rows, targets.describe())
 
 

@@ -14,6 +14,7 @@ import typer
 from dsocr_trace import __version__
 from dsocr_trace.errors import RECEIVED, Interrupted, UserError, raise_if_interrupted
 from dsocr_trace.models.source import DEFAULT_MODEL
+from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="What DeepSeek-OCR costs, op by op, from a meta-device trace: FLOPs, bytes, memory, time.")
@@ -49,6 +50,12 @@ class Dtype(StrEnum):
     bf16 = "bf16"
     fp16 = "fp16"
     fp8 = "fp8"
+
+
+class Rank(StrEnum):
+    measured = "measured"
+    throughput = "throughput"
+    cost = "cost"
 
 
 class Phase(StrEnum):
@@ -133,6 +140,15 @@ ImplementationOpt = Annotated[Implementation, typer.Option(
          "remote code as its README runs it (trust_remote_code, transformers 4.46.3, model.infer: expert loop "
          "with a host sync per MoE layer, eager attention, generate() with a no-repeat 20-gram processor); "
          "remote-flash: the same with flash_attention_2. The remote code runs eager only.")]
+ProfilesOpt = Annotated[list[Path] | None, typer.Option(
+    "--profile", help="Calibrated profile JSON, repeatable: adds its GPU priced with it.")]
+PromptTokensOpt = Annotated[int, typer.Option(help="Prompt text tokens (BOS and image tokens excluded).")]
+DtypeOpt = Annotated[Dtype, typer.Option(help="Weight dtype of the memory estimate (fp8: decoder, embedding and "
+                                               "lm_head only). Times are for bf16 kernels.")]
+RoutingOpt = Annotated[str | None, typer.Option(help="MoE routing: uniform, skew:S or histogram:FILE.")]
+RankOpt = Annotated[Rank, typer.Option(case_sensitive=False, help=(
+    "measured: executions measured on a GPU (eager, graph, compiled) before modelled ones (fused), then pages per "
+    "GPU-day; throughput: pages per GPU-day only; cost: measured first, then USD per page."))]
 
 
 @app.command()
@@ -143,7 +159,7 @@ def analyze(
                                                    "or give --image-size instead.")] = None,
     image_size: Annotated[str | None, typer.Option(help="Page size WxH in pixels: Gundam picks its tile grid from "
                                                         "it (other modes resize every page).")] = None,
-    prompt_tokens: Annotated[int, typer.Option(help="Prompt text tokens (BOS and image tokens excluded).")] = 12,
+    prompt_tokens: PromptTokensOpt = DEFAULT_PROMPT_TOKENS,
     output_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
     batch: Annotated[int, typer.Option(help="Sequences (pages) per batch.")] = 1,
     kv_len: Annotated[int | None, typer.Option(help="KV length of the traced decode step (default: prefill).")] = None,
@@ -222,11 +238,19 @@ def devices(
 @app.command()
 def sweep(
     model: ModelOpt = DEFAULT_MODEL,
-    modes: Annotated[str, typer.Option(help="Comma list: tiny,small,base,large,gundam:2x3")] = "tiny,small,base,large",
-    devices: Annotated[str, typer.Option("--devices", help="Comma list of catalog GPUs.")] = "rtx5090,h100",
+    modes: Annotated[str, typer.Option("--modes", "--mode", help="Comma list: tiny,small,base,large,gundam:2x3")]
+    = "tiny,small,base,large",
+    devices: Annotated[str, typer.Option("--devices", "--device", help="Comma list of catalog GPUs or device "
+                                                                       "files.")] = "rtx5090,h100",
+    profile: ProfilesOpt = None,
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes.")] = "1",
+    prompt_tokens: PromptTokensOpt = DEFAULT_PROMPT_TOKENS,
     output_tokens: Annotated[str, typer.Option(help="Comma list of output token counts.")] = "500",
-    execution: Annotated[str, typer.Option(help="Comma list of eager, fused, graph, compiled.")] = "eager",
+    executions: Annotated[str, typer.Option("--executions", "--execution",
+                                            help="Comma list of eager, fused, graph, compiled.")] = "eager",
+    dtype: DtypeOpt = Dtype.bf16,
+    routing: RoutingOpt = None,
+    rank: RankOpt = Rank.measured,
     out: Annotated[Path, typer.Option(help="CSV, JSON or Parquet file (by extension).")] = Path("sweep.csv"),
     force: Annotated[bool, typer.Option(help="Replace existing outputs (file, --plots folder, --html).")] = False,
     plots: Annotated[Path | None, typer.Option(help="Folder for sweep_pages.png, sweep_latency.png and "
@@ -243,8 +267,9 @@ def sweep(
     _set_memory_utilization(gpu_memory_utilization)
     _set_prices(price_per_hour)
     sweep_command(model=model, modes=modes, devices=devices, batch=batch, output_tokens=output_tokens,
-                  execution=execution, out=out, force=force, plots=plots, html=html,
-                  implementation=implementation.value)
+                  execution=executions, out=out, force=force, plots=plots, html=html,
+                  implementation=implementation.value, profiles=profile or [], dtype=dtype.value, routing=routing,
+                  prompt_tokens=prompt_tokens, rank=rank.value)
 
 
 @app.command()
@@ -259,10 +284,14 @@ def plan(
     output_tokens: Annotated[int, typer.Option(help="Tokens to generate per page.")] = 500,
     devices: Annotated[str | None, typer.Option("--devices", help="Comma list of catalog GPUs or device files "
                                                                   "(default: the whole catalog).")] = None,
-    profile: Annotated[list[Path] | None, typer.Option(help="Calibrated profile JSON, repeatable: adds its GPU "
-                                                            "priced with it.")] = None,
-    executions: Annotated[str, typer.Option(help="Comma list of eager, fused, graph, compiled (default eager,fused; "
+    profile: ProfilesOpt = None,
+    prompt_tokens: PromptTokensOpt = DEFAULT_PROMPT_TOKENS,
+    executions: Annotated[str, typer.Option("--executions", "--execution",
+                                            help="Comma list of eager, fused, graph, compiled (default eager,fused; "
                                                  "eager with --implementation remote).")] = "eager,fused",
+    dtype: DtypeOpt = Dtype.bf16,
+    routing: RoutingOpt = None,
+    rank: RankOpt = Rank.measured,
     max_batch: Annotated[int, typer.Option(help="Largest batch to search (powers of two, then bisection).")] = 64,
     out: Annotated[Path | None, typer.Option(help="Write every evaluated point (.csv, .parquet) or the whole "
                                                   "answer (.json).")] = None,
@@ -280,7 +309,8 @@ def plan(
     result = plan_command(model=model, mode=mode.value, crops=crops, image_size=image_size, ttft_ms=ttft_ms,
                           tpot_ms=tpot_ms, output_tokens=output_tokens, devices=devices, profiles=profile or [],
                           executions=executions, max_batch=max_batch, out=out, force=force,
-                          implementation=implementation.value)
+                          implementation=implementation.value, routing=routing, dtype=dtype.value,
+                          prompt_tokens=prompt_tokens, rank=rank.value)
     if not result["best"]:
         sys.exit(1)  # an answer, not an error: "nothing meets the targets" (click would swallow typer.Exit here)
 

@@ -18,11 +18,14 @@ from typing import Any
 from attrs import frozen
 
 from dsocr_trace.capacity import annotate
+from dsocr_trace.costs.routing import Routing
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, profile_from_document, profile_kind, read_document
 from dsocr_trace.hardware.spec import DeviceSpec, catalog, load_device
+from dsocr_trace.hardware.validated import measured_executions
 from dsocr_trace.report.console import console
 from dsocr_trace.sweep import run_sweep
+from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS
 
 GIB = 2**30
 MAX_PLAN_BATCH = 1024  # beyond this a single GPU holds no DeepSeek-OCR batch of any mode
@@ -32,10 +35,28 @@ def _gib(x: float) -> str:
     return f"{x / GIB:,.1f}"
 
 
-def rank_key(r: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Fitting points first, then by pages per GPU-day (highest first); ties in a fixed order."""
-    return (not r.get("fits", True), -float(r["pages_per_gpu_day"]), str(r["device"]), str(r["execution"]),
-            str(r["mode"]), int(r["batch"]), int(r["output_tokens"]))
+RANKS = ("measured", "throughput", "cost")
+RANK_ORDER = {"measured": "measured executions first, then pages per GPU-day",
+              "throughput": "pages per GPU-day",
+              "cost": "measured executions first, then USD per page"}
+
+
+def rank_key(r: Mapping[str, Any], rank: str = "measured") -> tuple[Any, ...]:
+    """Fitting points first; unless rank is 'throughput', executions measured on a GPU before those never
+    measured (fused); then by pages per GPU-day (highest first) or, with rank 'cost', USD per page (lowest first,
+    unpriced last); ties in a fixed order."""
+    unmeasured = rank != "throughput" and str(r["execution"]) not in measured_executions()
+    usd = r.get("usd_per_page")
+    cost = (usd is None, float(usd or 0.0)) if rank == "cost" else (False, 0.0)
+    return (not r.get("fits", True), unmeasured, *cost, -float(r["pages_per_gpu_day"]), str(r["device"]),
+            str(r["execution"]), str(r["mode"]), int(r["batch"]), int(r["output_tokens"]))
+
+
+def check_rank(rank: str) -> str:
+    if rank not in RANKS:
+        raise UserError(f"--rank {rank!r}: use measured (executions measured on a GPU first, then pages per "
+                        "GPU-day), throughput (pages per GPU-day only) or cost (measured first, then USD per page)")
+    return rank
 
 
 def _fit_cell(r: Mapping[str, Any]) -> str:
@@ -45,16 +66,17 @@ def _fit_cell(r: Mapping[str, Any]) -> str:
     return f"yes {used}" if r["fits"] else f"[bold red]NO {used}[/]"
 
 
-def sweep_table(rows: Sequence[Mapping[str, Any]], limit: int = 12) -> Any:
-    """A rich Table of the best `limit` points: fitting ones by pages/GPU-day, then the best that do not fit."""
+def sweep_table(rows: Sequence[Mapping[str, Any]], limit: int = 12, rank: str = "measured") -> Any:
+    """A rich Table of the best `limit` points (ranked by `rank_key`), then the best that do not fit."""
     from rich.table import Table
 
-    ranked = sorted(rows, key=rank_key)
+    ranked = sorted(rows, key=lambda r: rank_key(r, rank))
     fit = [r for r in ranked if r.get("fits", True)]
     unfit = [r for r in ranked if not r.get("fits", True)]
     shown = fit[:limit]
     shown += unfit[: max(3, limit - len(shown))] if unfit else []
-    t = Table(title=f"Best of {len(rows)} points by pages per GPU-day ({len(unfit)} do not fit in GPU memory)",
+    order = RANK_ORDER[rank]
+    t = Table(title=f"Best of {len(rows)} points by {order} ({len(unfit)} do not fit in GPU memory)",
               title_justify="left")
     for col, just in (("#", "right"), ("mode", "left"), ("device", "left"), ("trust", "left"),
                       ("execution", "left"), ("batch", "right"), ("out tok", "right"), ("TTFT ms", "right"),
@@ -102,16 +124,19 @@ def sweep_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         lines.append(f"warning: {', '.join(datasheet)} priced from datasheet figures only (not calibrated on that "
                      "GPU): run `dsocr-trace calibrate` there for measured numbers")
     outside = {lvl: sum(1 for r in rows if r.get("confidence") == lvl) for lvl in ("modelled", "extrapolated")}
-    if any(outside.values()):
-        lines.append(f"warning: {outside['modelled']} of {len(rows)} points use an execution never measured on "
-                     f"their GPU (modelled) and {outside['extrapolated']} lie outside the measured batch or KV "
-                     "range (extrapolated): see the confidence and confidence_note columns")
+    parts = [text for n, text in (
+        (outside["modelled"], f"{outside['modelled']} use an execution never measured on their GPU (modelled)"),
+        (outside["extrapolated"], f"{outside['extrapolated']} lie outside the measured batch or KV range "
+                                  "(extrapolated)")) if n]
+    if parts:
+        lines.append(f"warning: of {len(rows)} points, {' and '.join(parts)}: see the confidence and "
+                     "confidence_note columns")
     return lines
 
 
-def print_sweep_summary(rows: Sequence[Mapping[str, Any]], con: Any = None) -> None:
+def print_sweep_summary(rows: Sequence[Mapping[str, Any]], con: Any = None, rank: str = "measured") -> None:
     con = con or console()
-    con.print(sweep_table(rows))
+    con.print(sweep_table(rows, rank=rank))
     for line in sweep_notes(rows):
         con.print(line, highlight=False)
 
@@ -188,19 +213,22 @@ def candidates(devices: str | None, profiles: Sequence[Path]) -> list[Candidate]
 
 
 def _price(model: str, mode: str, batches: Sequence[int], output_tokens: int, cands: Sequence[Candidate],
-           executions: Sequence[str], dtype: str, implementation: str = "native") -> list[dict[str, Any]]:
+           executions: Sequence[str], dtype: str, implementation: str = "native", routing: Routing | None = None,
+           prompt_tokens: int = DEFAULT_PROMPT_TOKENS) -> list[dict[str, Any]]:
     loaded = {c.label: (c.spec, c.profile) for c in cands if c.profile is not None}
     rows = run_sweep(model, mode, ",".join(c.label for c in cands), ",".join(map(str, batches)), str(output_tokens),
-                     ",".join(executions), loaded=loaded, implementation=implementation)
+                     ",".join(executions), routing=routing, loaded=loaded, implementation=implementation,
+                     prompt_tokens=prompt_tokens)
     return annotate(rows, model, {c.label: c.spec for c in cands}, dtype)
 
 
 def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, cands: Sequence[Candidate],
                 executions: Sequence[str], max_batch: int, dtype: str = "bf16",
-                progress: Callable[[str], None] | None = None, implementation: str = "native"
-                ) -> list[dict[str, Any]]:
+                progress: Callable[[str], None] | None = None, implementation: str = "native",
+                routing: Routing | None = None, prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
+                rank: str = "measured") -> list[dict[str, Any]]:
     """Every evaluated point with `meets` (bool) and `misses` ('memory', 'ttft', 'tpot'; ';'-joined), ranked:
-    points that meet the targets first, by pages per GPU-day."""
+    points that meet the targets first, then by `rank_key`."""
     if not 1 <= max_batch <= MAX_PLAN_BATCH:
         raise UserError(f"--max-batch {max_batch} is out of range: use 1..{MAX_PLAN_BATCH}")
     say = progress or (lambda _msg: None)
@@ -214,7 +242,8 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
             points[(r["device"], r["execution"], int(r["batch"]))] = r | {"meets": not miss, "misses": ";".join(miss)}
 
     for b in ladder:  # one batch at a time: each is one trace, priced on every GPU
-        add(_price(model, mode, [b], output_tokens, cands, executions, dtype, implementation))
+        add(_price(model, mode, [b], output_tokens, cands, executions, dtype, implementation, routing,
+                   prompt_tokens))
     # bisection per (GPU, execution) between the largest meeting batch and the next evaluated one
     brackets: dict[tuple[str, str], tuple[int, int]] = {}
     for c in cands:
@@ -235,7 +264,8 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
             say(f"bisecting: batch {mid} for {', '.join(f'{d} {e}' for d, e in keys)}")
             labels = sorted({d for d, _ in keys})
             exs = sorted({e for _, e in keys})
-            add(_price(model, mode, [mid], output_tokens, [by_label[d] for d in labels], exs, dtype, implementation))
+            add(_price(model, mode, [mid], output_tokens, [by_label[d] for d in labels], exs, dtype, implementation,
+                       routing, prompt_tokens))
             for key in keys:
                 lo, hi = brackets.pop(key)
                 if points[(*key, mid)]["meets"]:
@@ -244,32 +274,35 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
                     hi = mid
                 if hi - lo > 1:
                     brackets[key] = (lo, hi)
-    order = sorted(points.values(), key=lambda r: (not r["meets"], *rank_key(r)))
+    order = sorted(points.values(), key=lambda r: (not r["meets"], *rank_key(r, rank)))
     return order
 
 
-def best_per_gpu(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The best meeting point of each (GPU, execution): the one with the most pages per GPU-day."""
+def best_per_gpu(rows: Sequence[Mapping[str, Any]], rank: str = "measured") -> list[Mapping[str, Any]]:
+    """The best meeting point of each (GPU, execution) and the order among them, both by `rank_key`."""
     best: dict[tuple[str, str], Mapping[str, Any]] = {}
     for r in rows:
         if r["meets"]:
             k = (str(r["device"]), str(r["execution"]))
-            if k not in best or rank_key(r) < rank_key(best[k]):
+            if k not in best or rank_key(r, rank) < rank_key(best[k], rank):
                 best[k] = r
-    return sorted(best.values(), key=rank_key)
+    return sorted(best.values(), key=lambda r: rank_key(r, rank))
 
 
 def plan_table(rows: Sequence[Mapping[str, Any]], title: str) -> Any:
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for col, just in (("#", "right"), ("device", "left"), ("profile", "left"), ("execution", "left"),
+    for col, just in (("#", "right"), ("device", "left"), ("trust", "left"), ("execution", "left"),
                       ("batch", "right"), ("TTFT ms", "right"), ("ms/token", "right"),
-                      ("pages/GPU-day", "right"), ("GiB used / GPU", "left")):
+                      ("pages/GPU-day", "right"), ("USD/1M pages", "right"), ("GiB used / GPU", "left")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for i, r in enumerate(rows, 1):
-        t.add_row(str(i), str(r["device"]), profile_kind(str(r["profile"])), str(r["execution"]), str(r["batch"]),
+        usd = r.get("usd_per_million_pages")
+        t.add_row(str(i), str(r["device"]), str(r.get("confidence") or profile_kind(str(r["profile"]))),
+                  str(r["execution"]), str(r["batch"]),
                   f"{r['ttft_s'] * 1e3:,.1f}", f"{r['tpot_mean_s'] * 1e3:,.2f}", f"{r['pages_per_gpu_day']:,.0f}",
+                  "-" if usd is None else f"{usd:,.0f}",
                   f"{_gib(r['memory_total_bytes'])} / {_gib(r['device_memory_bytes'])}")
     return t
 
@@ -322,7 +355,9 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
                  ttft_ms: float | None = None, tpot_ms: float | None = None, output_tokens: int = 500,
                  devices: str | None = None, profiles: Sequence[Path] = (), executions: str = PLAN_EXECUTIONS,
                  max_batch: int = 64, out: Path | None = None, force: bool = False,
-                 quiet: bool = False, implementation: str = "native") -> dict[str, Any]:
+                 quiet: bool = False, implementation: str = "native", routing: str | None = None,
+                 dtype: str = "bf16", prompt_tokens: int = DEFAULT_PROMPT_TOKENS, rank: str = "measured"
+                 ) -> dict[str, Any]:
     """Which GPUs, executions and batch sizes meet the targets for one workload; prints the best point of each
     GPU and execution; with `out`, writes every evaluated point (.csv, .parquet) or the whole answer (.json)."""
     import math
@@ -346,7 +381,12 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
         raise UserError(f"--executions {executions!r}: list one or more of {', '.join(EXECUTIONS)}")
     for e in exs:
         check_implementation(implementation, e)
-    wl = make_workload(mode, crops=crops, image_size=image_size, output_tokens=output_tokens)
+    from dsocr_trace.costs.routing import parse_routing
+
+    check_rank(rank)
+    route = parse_routing(routing)
+    wl = make_workload(mode, crops=crops, image_size=image_size, output_tokens=output_tokens,
+                       prompt_tokens=prompt_tokens)
     if out is not None:
         if out.suffix.lower() not in (".csv", ".json", ".parquet"):
             raise UserError(f"--out {str(out)!r} must end in .csv, .json or .parquet")
@@ -360,20 +400,22 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
         if not quiet:
             print(msg, file=sys.stderr)
 
-    rows = plan_search(model, wl.label, output_tokens, targets, cands, exs, max_batch, progress=progress,
-                       implementation=implementation)
-    best = best_per_gpu(rows)
+    rows = plan_search(model, wl.label, output_tokens, targets, cands, exs, max_batch, dtype, progress=progress,
+                       implementation=implementation, routing=route, prompt_tokens=prompt_tokens, rank=rank)
+    best = best_per_gpu(rows, rank)
     query = {"model": model, "mode": wl.label, "output_tokens": output_tokens, "prompt_tokens": wl.prompt_tokens,
              "ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "tpot_statistic": "mean over the output tokens",
              "devices": [c.label for c in cands], "profiles": [str(p) for p in profiles], "executions": exs,
              "implementation": implementation,
-             "max_batch": max_batch, "batches": sorted({int(r["batch"]) for r in rows}), "weight_dtype": "bf16"}
+             "max_batch": max_batch, "batches": sorted({int(r["batch"]) for r in rows}), "weight_dtype": dtype,
+             "routing": route.label, "rank": rank}
     result = {"schema": PLAN_SCHEMA, "query": query, "targets": targets.describe(), "best": best, "points": rows}
     con = console()
     workload = f"{wl.label} with {output_tokens} output tokens"
     if best:
-        con.print(plan_table(best, f"Meets {targets.describe()} for {workload}: the most pages per GPU-day of "
-                                   "each GPU and execution"))
+        order = RANK_ORDER[rank] + (" (--rank throughput to drop measured-first)" if rank != "throughput" else "")
+        con.print(plan_table(best, f"Meets {targets.describe()} for {workload}: the best batch of each GPU and "
+                                   f"execution, by {order}"))
         met = sum(1 for r in rows if r["meets"])
         con.print(f"{met} of {len(rows)} evaluated points meet the targets"
                   + (f"; every point in {out}" if out is not None else "; --out FILE writes every point"),

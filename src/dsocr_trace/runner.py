@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.report.build import build_report, dumps
 from dsocr_trace.report.console import console
 from dsocr_trace.report.output import atomic_dir, atomic_file, check_target
-from dsocr_trace.workload import DEFAULT_GUNDAM_PAGE, make_workload
+from dsocr_trace.workload import DEFAULT_GUNDAM_PAGE, DEFAULT_PROMPT_TOKENS, make_workload
 
 
 def _fmt(x: float, unit: str) -> str:
@@ -217,6 +218,10 @@ def analyze_warnings(report: dict[str, Any], image_size: str | None, mode: str) 
         side = report["workload"]["base_size"]
         out.append(f"--image-size has no effect in {mode} mode (every page is resized to {side}x{side}): drop it, "
                    "or use --mode gundam to tile the page")
+    tpred = (report.get("train") or {}).get("predictions") or {}
+    if tpred:
+        out.append(f"training step: {tpred['confidence']} ({tpred['confidence_note']}); committed held-out steps on "
+                   "the H200 put the optimizer pass furthest off (benchmarks/results/h200-train/README.md)")
     preds = report.get("predictions") or {}
     if not preds:
         return out
@@ -446,9 +451,9 @@ def print_train_summary(report: dict[str, Any]) -> None:
     con.print(table)
     m = t["memory"]
     pk = m["peak"]
-    line = (f"memory: weights {_fmt(m['weights_bytes'], 'B')}, "
-            f"optimizer states {_fmt(m['optimizer_state_bytes'], 'B')}, gradients {_fmt(m['gradients_bytes'], 'B')}, "
-            f"saved activations {_fmt(m['saved_activations_bytes'], 'B')}; peak {_fmt(pk['total_bytes'], 'B')} "
+    line = (f"memory: weights {m['weights_bytes'] / GIB:.2f} GiB, optimizer states "
+            f"{m['optimizer_state_bytes'] / GIB:.2f} GiB, gradients {m['gradients_bytes'] / GIB:.2f} GiB, saved "
+            f"activations {m['saved_activations_bytes'] / GIB:.2f} GiB; peak {pk['total_bytes'] / GIB:.2f} GiB "
             f"({pk['pass']})")
     if "fits" in m:
         line += f", {'fits' if m['fits'] else 'does NOT fit'} on the device"
@@ -457,6 +462,7 @@ def print_train_summary(report: dict[str, Any]) -> None:
     if pr:
         con.print(f"step on {pr['device']['name']} ({pr['execution']}): wall {pr['step']['wall_s'] * 1e3:.2f} ms, "
                       f"device {pr['step']['device_s'] * 1e3:.2f} ms")
+        con.print(f"trust: {pr['confidence']} ({pr['confidence_note']})")
 
 
 def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:
@@ -512,14 +518,19 @@ def devices_command(export: str | None = None) -> None:
 
 def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_tokens: str, execution: str,
                   out: Path, force: bool, plots: Path | None = None, html: Path | None = None,
-                  implementation: str = "native") -> list[dict[str, Any]]:
+                  implementation: str = "native", profiles: Sequence[Path] = (), dtype: str = "bf16",
+                  routing: str | None = None, prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
+                  rank: str = "measured") -> list[dict[str, Any]]:
     from contextlib import ExitStack
 
     from dsocr_trace.capacity import annotate
-    from dsocr_trace.hardware.spec import load_device
-    from dsocr_trace.planner import print_sweep_summary, write_rows
+    from dsocr_trace.costs.routing import parse_routing
+    from dsocr_trace.planner import candidates, check_rank, print_sweep_summary, write_rows
     from dsocr_trace.sweep import run_sweep
 
+    check_rank(rank)
+    route = parse_routing(routing)
+    cands = candidates(devices, profiles)
     check_target(out, force, "sweep file")
     if out.suffix.lower() not in (".csv", ".json", ".parquet"):
         raise UserError(f"--out {str(out)!r} must end in .csv, .json or .parquet")
@@ -532,9 +543,10 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
     from dsocr_trace.report.console import progress_bar
 
     with progress_bar("pricing") as update:
-        rows = run_sweep(model, modes, devices, batch, output_tokens, execution, progress=update,
-                         implementation=implementation)
-    rows = annotate(rows, model, {d: load_device(d) for d in dict.fromkeys(r["device"] for r in rows)})
+        rows = run_sweep(model, modes, ",".join(c.label for c in cands), batch, output_tokens, execution,
+                         routing=route, loaded={c.label: (c.spec, c.profile) for c in cands if c.profile is not None},
+                         progress=update, implementation=implementation, prompt_tokens=prompt_tokens)
+    rows = annotate(rows, model, {c.label: c.spec for c in cands}, dtype)
     # every output is written to a temporary sibling and renamed into place at the end: all of them or none
     with ExitStack() as stack:
         if plots is not None:
@@ -546,7 +558,7 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
 
             stack.enter_context(atomic_file(html, force, "HTML file")).write_text(sweep_html(rows), encoding="utf-8")
         write_rows(rows, stack.enter_context(atomic_file(out, force, "sweep file")), out.suffix.lower())
-    print_sweep_summary(rows)  # after the files: a closed stdout must not cost them
+    print_sweep_summary(rows, rank=rank)  # after the files: a closed stdout must not cost them
     print(f"{len(rows)} points -> {out}" + (f", plots -> {plots}" if plots is not None else "")
           + (f", HTML -> {html}" if html is not None else ""))
     return rows

@@ -31,6 +31,9 @@ Dtype = Literal["bf16", "fp16", "fp8"]
 # Parallelism comes from processes: `dsocr-trace serve --workers N`.
 _TRACE_LOCK = threading.Lock()
 Implementation = Literal["native", "remote", "remote-flash"]
+# no histogram:FILE over HTTP: a client must not make the server read its files
+ROUTING_FIELD: Any = Field(None, pattern=r"^(uniform|skew:[0-9]+(\.[0-9]+)?)$",
+                           description="MoE routing: uniform or skew:S")
 
 
 class _Strict(BaseModel):
@@ -48,7 +51,7 @@ class AnalyzeRequest(_Strict):
     execution: Execution = "eager"
     implementation: Implementation = "native"
     weight_dtype: Dtype = "bf16"
-    routing: str | None = Field(None, description="MoE routing: uniform or skew:S")
+    routing: str | None = ROUTING_FIELD
 
 
 class StageSummary(BaseModel):
@@ -96,6 +99,8 @@ class SweepRequest(_Strict):
     executions: list[Execution] = Field(["eager"], min_length=1, max_length=4)
     implementation: Implementation = "native"
     weight_dtype: Dtype = "bf16"
+    prompt_tokens: int | None = Field(None, ge=0, le=4096)
+    routing: str | None = ROUTING_FIELD
 
 
 class SweepRow(BaseModel):
@@ -126,6 +131,10 @@ class PlanRequest(_Strict):
     implementation: Implementation = "native"
     max_batch: int = Field(64, ge=1, le=MAX_BATCH)
     weight_dtype: Dtype = "bf16"
+    prompt_tokens: int | None = Field(None, ge=0, le=4096)
+    routing: str | None = ROUTING_FIELD
+    rank: Literal["measured", "throughput"] = Field(
+        "measured", description="measured: executions measured on a GPU before modelled ones; throughput: pages only")
 
 
 class PlanAnswer(BaseModel):
@@ -221,7 +230,8 @@ def create_app() -> FastAPI:
         with _TRACE_LOCK:
             r = api.sweep(body.modes, body.devices, batches=body.batches, output_tokens=body.output_tokens,
                           executions=list(body.executions), weight_dtype=body.weight_dtype,
-                          implementation=body.implementation)
+                          implementation=body.implementation, prompt_tokens=body.prompt_tokens,
+                          routing=body.routing)
         return SweepAnswer(rows=[SweepRow(**row) for row in r.rows])
 
     @app.post("/plan", response_model=PlanAnswer, responses=errors)
@@ -229,7 +239,8 @@ def create_app() -> FastAPI:
         with _TRACE_LOCK:
             r = api.plan(body.mode, devices=body.devices, output_tokens=body.output_tokens, ttft_ms=body.ttft_ms,
                          tpot_ms=body.tpot_ms, executions=list(body.executions), max_batch=body.max_batch,
-                         weight_dtype=body.weight_dtype, implementation=body.implementation)
+                         weight_dtype=body.weight_dtype, implementation=body.implementation,
+                         prompt_tokens=body.prompt_tokens, routing=body.routing, rank=body.rank)
         best = r.best
         return PlanAnswer(targets=r.targets, best=None if best is None else SweepRow(**best),
                           rows=[SweepRow(**row) for row in r.rows])

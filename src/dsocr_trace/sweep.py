@@ -27,7 +27,7 @@ from dsocr_trace.hardware.validated import point_confidence
 from dsocr_trace.plan import EXECUTIONS
 from dsocr_trace.request import integrate_decode, per_step, request_walls, throughput_of
 from dsocr_trace.trace.remote import check_implementation
-from dsocr_trace.workload import MAX_POSITIONS, make_workload
+from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS, MAX_POSITIONS, make_workload
 
 MAX_SWEEP_POINTS = 50_000  # rows per sweep: beyond it a sweep is refused, not left running for hours
 _COMBOS: dict[tuple[Any, ...], dict[str, Any]] = {}  # (model, mode, crops, batch, device, execution) -> priced
@@ -60,15 +60,16 @@ def _device(device: str) -> tuple[DeviceSpec, Profile]:
 
 def _combo(model: str, mode: str, crops: str | None, batch: int, device: str, execution: str,
            loaded: tuple[DeviceSpec, Profile] | None = None, routing: Routing | None = None,
-           implementation: str = "native") -> dict[str, Any]:
+           implementation: str = "native", prompt_tokens: int = DEFAULT_PROMPT_TOKENS) -> dict[str, Any]:
     """The prefill wall and the fitted decode step of one (mode, batch, device, execution, implementation)."""
     routing = routing or Routing()
-    key = (model, mode, crops, batch, device, execution, routing, implementation)
+    prof_key = None if loaded is None else loaded[1].source
+    key = (model, mode, crops, batch, device, execution, routing, implementation, prompt_tokens, prof_key)
     hit = _COMBOS.get(key)
     if hit is not None:
         return hit
     spec, prof = loaded if loaded is not None else _device(device)
-    wl = make_workload(mode, crops=crops, batch=batch, output_tokens=1)
+    wl = make_workload(mode, crops=crops, batch=batch, output_tokens=1, prompt_tokens=prompt_tokens)
     a = run_analysis(model, wl, opts=CostOptions(routing=routing), implementation=implementation)
     result, _, fit = request_walls(a, spec, prof, execution)
     wl = a.workload  # a generic model's own image-token count replaces the DeepSeek arithmetic
@@ -82,7 +83,7 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
               execution: str = "eager", routing: Routing | None = None,
               loaded: Mapping[str, tuple[DeviceSpec, Profile]] | None = None,
               progress: Callable[[int, int, str], None] | None = None,
-              implementation: str = "native") -> list[dict[str, Any]]:
+              implementation: str = "native", prompt_tokens: int = DEFAULT_PROMPT_TOKENS) -> list[dict[str, Any]]:
     """One row per point; `progress(done, total, what)` before each (mode, batch, device, execution) is priced.
     `loaded`: device labels already resolved to (spec, profile), e.g. a catalog GPU with
     a calibrated profile file under its own label; other labels are loaded as catalog keys or device files."""
@@ -91,7 +92,7 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
     dev_list = list(dict.fromkeys(d.strip() for d in devices.split(",") if d.strip()))
     ex_list = list(dict.fromkeys(e.strip() for e in execution.split(",") if e.strip()))
     if not mode_list or not dev_list or not ex_list:
-        raise UserError("--modes, --devices and --execution must each list at least one entry "
+        raise UserError("--modes, --devices and --executions must each list at least one entry "
                         f"(executions: {', '.join(EXECUTIONS)})")
     for e in ex_list:
         if e not in EXECUTIONS:
@@ -115,7 +116,7 @@ def run_sweep(model: str, modes: str, devices: str, batch: str, output_tokens: s
                     if progress is not None:
                         progress(done, total, f"{mode}{':' + crops if crops else ''} B{b} {dev} {ex}")
                     done += 1
-                    c = _combo(model, mode, crops, b, dev, ex, devs[dev], routing, implementation)
+                    c = _combo(model, mode, crops, b, dev, ex, devs[dev], routing, implementation, prompt_tokens)
                     wl = c["wl"]
                     for n in tokens:
                         rows.append(point(c, wl, dev, ex, n))

@@ -25,6 +25,12 @@ def envelope() -> dict[str, Any]:
     return json.loads(resources.files("dsocr_trace.hardware").joinpath("validated.json").read_text())["gpus"]
 
 
+@cache
+def measured_executions() -> frozenset[str]:
+    """Executions measured on some GPU in some phase (fused, an ideal engine, never is)."""
+    return frozenset(e for phases in envelope().values() for ph in phases.values() for e in ph["executions"])
+
+
 def phase_confidence(device: str, profile_kind: str, phase: str, execution: str, batch: int,
                      kv_len: int | None = None) -> tuple[str, str]:
     """(level, why) for one phase of a point on catalog GPU `device` priced by a profile of `profile_kind`."""

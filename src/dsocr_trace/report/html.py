@@ -308,9 +308,60 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
         parts += ["<h2>Roofline and memory</h2>",
                   "<p class=\"muted\">No device was given: rerun with <code>--device NAME</code> for predicted "
                   "times, the roofline and the memory picture.</p>"]
+    if report.get("train"):
+        parts += _train_parts(report["train"])
     parts.append(f"<footer>Written by {_e(tool.get('name', 'dsocr-trace'))} {_e(tool.get('version', ''))} from "
                  "report.json; every number is a prediction from the traced graph and the cost rules.</footer>")
     return title, "\n".join(parts)
+
+
+def _gib_text(x: Any) -> str:
+    return f"{_num(x) / 2**30:,.2f} GiB"
+
+
+def _train_parts(train: Mapping[str, Any]) -> list[str]:
+    """The training step (--phase train): per-pass counts and predicted times, its memory; static tables."""
+    cfg = train.get("config") or {}
+    pred = train.get("predictions") or {}
+    parts = ["<h2>Training step</h2>",
+             "<p class=\"muted\">" + _e(", ".join(f"{k} {v}" for k, v in sorted(cfg.items()))) + "</p>"]
+    if pred:
+        step = pred.get("step") or {}
+        kpis = [("step wall", f"{_num(step.get('wall_s')) * 1e3:,.1f} ms"),
+                ("step device time", f"{_num(step.get('device_s')) * 1e3:,.1f} ms"),
+                ("trust", str(pred.get("confidence", "?")))]
+        parts.append("<div class=\"kpis\">" + "".join(
+            f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div><div class=\"k\">{_e(k)}</div></div>"
+            for k, v in kpis) + "</div>")
+        if pred.get("confidence_note"):
+            parts.append(f"<p class=\"muted\">{_e(pred['confidence_note'])}</p>")
+    heads = ["pass", "FLOPs", "bytes", "kernels"] + (["device ms", "host ms"] if pred else [])
+    rows = []
+    for p, c in (train.get("passes") or {}).items():
+        cells = [f"<td class=\"l\">{_e(p)}</td>", f"<td>{_num(c.get('flops')):,.4g}</td>",
+                 f"<td>{_num(c.get('bytes')):,.4g}</td>", f"<td>{int(_num(c.get('kernels'))):,}</td>"]
+        if pred:
+            t = (pred.get("passes") or {}).get(p)
+            if t is None and p == "total":
+                t = {"device_s": _num((pred.get("step") or {}).get("device_s")),
+                     "host_s": _num((pred.get("step") or {}).get("host_s"))}
+            t = t or {}
+            cells += [f"<td>{_num(t.get('device_s')) * 1e3:,.3f}</td>", f"<td>{_num(t.get('host_s')) * 1e3:,.3f}</td>"]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("<div class=\"scroll\"><table class=\"data\" id=\"train-passes\"><thead><tr>"
+                 + "".join(("<th class=\"l\">" if i == 0 else "<th>") + f"{_e(h)}</th>" for i, h in enumerate(heads))
+                 + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+    mem = train.get("memory") or {}
+    if mem:
+        items = [("weights", mem.get("weights_bytes")), ("optimizer states", mem.get("optimizer_state_bytes")),
+                 ("gradients", mem.get("gradients_bytes")), ("saved activations", mem.get("saved_activations_bytes")),
+                 ("peak", (mem.get("peak") or {}).get("total_bytes"))]
+        peak_pass = (mem.get("peak") or {}).get("pass")
+        fit = "" if "fits" not in mem else (", fits on the device" if mem["fits"] else ", DOES NOT FIT on the device")
+        parts.append("<div class=\"facts\" id=\"train-memory\">" + "".join(
+            f"<div><span class=\"muted\">{_e(k)}</span> <b>{_e(_gib_text(v))}</b></div>" for k, v in items)
+            + f"<div><span class=\"muted\">peak in</span> <b>{_e(peak_pass or '?')}{_e(fit)}</b></div></div>")
+    return parts
 
 
 def report_html(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None = None) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsocr_trace.hardware.profile import Profile
+from dsocr_trace.hardware.profile import Profile, profile_kind
 from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.hardware.validated import phase_confidence
 from dsocr_trace.plan import Item, add_item, new_totals, plan, run_plan, stage_predictions
 from dsocr_trace.trace.ir import PASSES, self_and_ancestors
 from dsocr_trace.train.analysis import TrainAnalysis
@@ -42,10 +43,13 @@ def predict_train(ta: TrainAnalysis, spec: DeviceSpec, profile: Profile, executi
             m[p]["device_s"] += it.device_s
             m[p]["kernels"] += (it.cost.kernels if it.cost else 1) if it.device_s > 0 else 0
         add_item(types.setdefault(it.module_type or "Root", {q: new_totals() for q in PASSES})[p], it)
+    level, why = phase_confidence(spec.key, profile_kind(profile.source), "train", execution, ta.workload.batch)
     return {
         "device": {"key": spec.key, "name": spec.name, "mem_bytes": spec.mem_bytes},
         "profile": {"source": profile.source, "launch_s": profile.launch_s, "host_op_s": profile.host_op_s},
         "execution": execution,
+        "confidence": level,
+        "confidence_note": why,
         "step": {"wall_s": result.wall_s, "device_s": result.device_busy_s, "host_s": result.host_s,
                  "host_wait_s": result.host_wait_s, "device_idle_s": result.device_idle_s},
         "passes": _by_pass(items, pass_of),
