@@ -1,0 +1,114 @@
+"""The host probe: how fast this machine's CPU issues torch calls, measured with CPU tensors only (no GPU).
+
+Eager DeepSeek-OCR decode steps are host-bound (~25 ms of Python and dispatch around ~3 ms of kernels), so the
+machine that drives the GPU decides the eager wall. This probe times the same tiny ops as calibrate's host probe
+(an allocating add, an add with out=, F.linear, an nn.Linear call) on 8-element CPU tensors, where the kernel
+itself is ~100 ns and what is timed is Python, the dispatcher and the allocator. How well either figure predicts
+the in-model host cost per call (`analyze --host-us-per-call`) is measured by scripts/host_check.py on the
+settings of benchmarks/results/h200-host (one H200 host): not yet well enough to map a CPU figure automatically.
+
+Output JSON (schema dsocr-trace/host-probe/1): {"schema", "cpu_op_s", "cpu_op_inplace_s", "cpu_linear_s",
+"cpu_module_s", "python_call_s", "host": {"cpu", "cpus", "python", "torch"}, "cuda": {calibrate's host probe
+on cuda:0, with --cuda}, "elapsed_s"}.
+
+Run: `python -m dsocr_trace.validate.hostprobe --out FILE [--cuda] [--label NAME]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "dsocr-trace/host-probe/1"
+CALLS = 2000  # per timed loop: ~5-20 ms, longer than a scheduler slice on a loaded machine
+LOOPS = 9
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (platform.processor() is often just the architecture)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _per_call(fn: Callable[[], Any], calls: int, loops: int) -> float:
+    vals = []
+    for _ in range(loops):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        vals.append((time.perf_counter() - t0) / calls)
+    return statistics.median(vals)
+
+
+def probe_cpu(calls: int = CALLS, loops: int = LOOPS) -> dict[str, float]:
+    """Seconds per tiny torch call on CPU tensors (median of `loops` loops of `calls` calls)."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    a, b, c = torch.rand(8) + 1.0, torch.rand(8) + 1.0, torch.empty(8)
+    lin = torch.nn.Linear(8, 8)
+    x = torch.rand(1, 8)
+    w, bias = lin.weight.detach(), lin.bias.detach()
+
+    def nothing() -> None:
+        return None
+
+    with torch.no_grad():
+        _per_call(lambda: a + b, calls, 2)  # warm-up: allocator caches, dispatcher paths
+        op = _per_call(lambda: a + b, calls, loops)
+        inplace = _per_call(lambda: torch.add(a, b, out=c), calls, loops)
+        functional = _per_call(lambda: F.linear(x, w, bias), calls, loops)
+        module = _per_call(lambda: lin(x), calls, loops)
+    return {"cpu_op_s": op, "cpu_op_inplace_s": inplace, "cpu_linear_s": functional,
+            "cpu_module_s": module - functional, "python_call_s": _per_call(nothing, calls * 10, loops)}
+
+
+def probe(cuda: bool = False) -> dict[str, Any]:
+    """The probe document; with `cuda`, calibrate's CUDA host probe on cuda:0 beside it (same process)."""
+    import torch
+
+    t0 = time.perf_counter()
+    doc: dict[str, Any] = {"schema": SCHEMA, **probe_cpu(),
+                           "host": {"cpu": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                                    "torch": torch.__version__}}
+    if cuda:
+        from dsocr_trace.validate.calibrate import bench_host
+
+        doc["cuda"] = bench_host(torch.device("cuda:0"))
+        doc["cuda"]["gpu"] = torch.cuda.get_device_name(0)
+    doc["elapsed_s"] = time.perf_counter() - t0
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dsocr_trace.validate.hostprobe", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="output JSON file")
+    ap.add_argument("--cuda", action="store_true", help="also run calibrate's CUDA host probe on cuda:0")
+    ap.add_argument("--label", default=None, help="a name for this host setting (kept in the file)")
+    args = ap.parse_args(argv)
+    doc = probe(args.cuda)
+    if args.label:
+        doc["label"] = args.label
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+    print(f"cpu op {doc['cpu_op_s'] * 1e6:.2f} us" + (f", cuda op {doc['cuda']['host_op_s'] * 1e6:.2f} us"
+                                                     if "cuda" in doc else "") + f" -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

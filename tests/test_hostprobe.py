@@ -1,0 +1,23 @@
+import json
+import sys
+
+from dsocr_trace.validate import hostprobe
+
+
+def test_cpu_probe_times_each_call_kind() -> None:
+    r = hostprobe.probe_cpu(calls=50, loops=2)
+    assert set(r) == {"cpu_op_s", "cpu_op_inplace_s", "cpu_linear_s", "cpu_module_s", "python_call_s"}
+    # a torch call costs more than an empty Python call and less than a millisecond on any host
+    assert r["python_call_s"] < r["cpu_op_s"] < 1e-3
+    assert r["cpu_linear_s"] > 0
+
+
+def test_probe_document_names_host_and_schema(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real = hostprobe.probe_cpu
+    monkeypatch.setattr(hostprobe, "probe_cpu", lambda: real(calls=20, loops=1))
+    out = tmp_path / "probe.json"
+    assert hostprobe.main(["--out", str(out), "--label", "here"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == hostprobe.SCHEMA and doc["label"] == "here"
+    assert doc["host"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert "cuda" not in doc and doc["cpu_op_s"] > 0
