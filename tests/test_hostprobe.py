@@ -21,3 +21,21 @@ def test_probe_document_names_host_and_schema(tmp_path, monkeypatch) -> None:  #
     assert doc["schema"] == hostprobe.SCHEMA and doc["label"] == "here"
     assert doc["host"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert "cuda" not in doc and doc["cpu_op_s"] > 0
+
+
+def test_host_command_writes_once_and_keeps_a_user_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from dsocr_trace.cli import app
+
+    real = hostprobe.probe_cpu
+    monkeypatch.setattr(hostprobe, "probe_cpu", lambda: real(calls=20, loops=1))
+    out = tmp_path / "host.json"
+    r = CliRunner().invoke(app, ["host", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["schema"] == hostprobe.SCHEMA
+    out.write_text("mine")
+    r = CliRunner().invoke(app, ["host", "--out", str(out)])
+    # the console entry turns this UserError into one line and exit 1 (tests/test_cli_errors.py)
+    assert r.exit_code != 0 and type(r.exception).__name__ == "UserError" and "--force" in str(r.exception)
+    assert out.read_text() == "mine"

@@ -347,6 +347,18 @@ def diff(
     diff_command(a, b, out, force)
 
 
+@app.command("host")
+def probe_host(
+    out: Annotated[Path, typer.Option(help="Host probe JSON to write.")] = Path("host-probe.json"),
+    cuda: Annotated[bool, typer.Option(help="Also time calls on cuda:0 (calibrate's host probe).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Time torch calls on the machine that will drive the GPU: what decides eager walls (no GPU needed)."""
+    from dsocr_trace.runner import probe_host_command
+
+    probe_host_command(out, force, cuda)
+
+
 @app.command()
 def calibrate(
     out: Annotated[Path, typer.Option(help="Profile JSON to write.")] = Path("gpu-profile.json"),

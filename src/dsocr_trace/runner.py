@@ -872,6 +872,27 @@ def calibration_harness_args() -> list[str]:
     return ["--modes", modes, "--decode", decode, "--quick", "--trace", "none"]
 
 
+def probe_host_command(out: Path, force: bool, cuda: bool) -> None:
+    """Time tiny torch calls on this machine (validate.hostprobe): CPU tensors always, cuda:0 with `cuda`."""
+    import json
+
+    import torch
+
+    from dsocr_trace.validate.hostprobe import probe
+
+    if cuda and not torch.cuda.is_available():
+        raise UserError("host --cuda found no CUDA device: run it without --cuda, or on the GPU machine")
+    check_target(out, force, "host probe file")
+    doc = probe(cuda)
+    with atomic_file(out, force, "host probe file") as tmp:
+        tmp.write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+    line = f"wrote {out}: {doc['cpu_op_s'] * 1e6:.2f} us per CPU torch call"
+    if "cuda" in doc:
+        line += f", {doc['cuda']['host_op_s'] * 1e6:.2f} us per CUDA torch call"
+    print(line + "; eager decode costs ~2.7x the CUDA figure per call on the measured H200 host "
+          "(benchmarks/results/h200-host): pass it as analyze --host-us-per-call")
+
+
 def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
     """Probes, microbenchmarks and the fixed operator sweep on cuda:0, then the calibration workloads run in the
     model (host costs from their eager and CUDA-graph decode steps, in-model factors from their per-module

@@ -11,7 +11,8 @@ Output JSON (schema dsocr-trace/host-probe/1): {"schema", "cpu_op_s", "cpu_op_in
 "cpu_module_s", "python_call_s", "host": {"cpu", "cpus", "python", "torch"}, "cuda": {calibrate's host probe
 on cuda:0, with --cuda}, "elapsed_s"}.
 
-Run: `python -m dsocr_trace.validate.hostprobe --out FILE [--cuda] [--label NAME]`.
+Run: `dsocr-trace host --out FILE [--cuda]`, or `python -m dsocr_trace.validate.hostprobe --out FILE [--cuda]
+[--label NAME]`.
 """
 
 from __future__ import annotations
