@@ -39,3 +39,17 @@ def test_host_command_writes_once_and_keeps_a_user_file(tmp_path, monkeypatch) -
     # the console entry turns this UserError into one line and exit 1 (tests/test_cli_errors.py)
     assert r.exit_code != 0 and type(r.exception).__name__ == "UserError" and "--force" in str(r.exception)
     assert out.read_text() == "mine"
+
+
+def test_quick_calibration_runs_a_subset_of_the_calibration_workloads() -> None:
+    from dsocr_trace.runner import calibration_harness_args
+
+    def parts(args: list[str]) -> tuple[set[str], set[str]]:
+        modes = set(args[args.index("--modes") + 1].split(","))
+        decode = {f"{b}:{k}" for grp in args[args.index("--decode") + 1].split(";")
+                  for b, ks in [grp.split(":")] for k in ks.split(",")}
+        return modes, decode
+
+    full, quick = parts(calibration_harness_args()), parts(calibration_harness_args(quick=True))
+    assert quick[0] < full[0] and quick[1] < full[1]
+    assert any(d.startswith("1:") for d in quick[1])  # batch-1 decode: host-bound, what the host cost is fitted on

@@ -362,7 +362,8 @@ def probe_host(
 @app.command()
 def calibrate(
     out: Annotated[Path, typer.Option(help="Profile JSON to write.")] = Path("gpu-profile.json"),
-    quick: Annotated[bool, typer.Option(help="Fewer microbenchmark shapes.")] = False,
+    quick: Annotated[bool, typer.Option(help="Figures and host cost in ~80 s: fewer shapes and workloads, a rougher "
+                                                  "profile.")] = False,
     model: ModelOpt = DEFAULT_MODEL,
     force: Annotated[bool, typer.Option(help="Replace an existing profile file.")] = False,
 ) -> None:

@@ -406,14 +406,17 @@ def run_sweep_points(device: torch.device, quick: bool = False, model_id: str | 
                      log_fn: Callable[[str], None] = log) -> dict[str, Any]:
     """The fixed calibration sweep (validate.calsweep: inference workloads and training steps) timed by the
     operator benchmark: {"schema", "workloads", "points": {key: spec + seconds + kernels}, "errors",
-    "elapsed_s"}. `quick` keeps every 4th spec (smoke)."""
+    "elapsed_s"}. `quick` keeps every 4th inference spec and skips the training sweep (its meta tracing of
+    backward steps takes a quarter of the spec build): a quick profile prices training from inference kernels."""
     from dsocr_trace.validate import calsweep, opbench
 
     t0 = time.perf_counter()
     sweep = calsweep.build_sweep(model_id or calsweep.MODEL)
-    train = calsweep.build_train_sweep(model_id or calsweep.MODEL)  # backward, recompute, optimizer kernels
-    ops = {**train["ops"], **sweep["ops"]}
-    sweep["workloads"] = sweep["workloads"] + train["workloads"]
+    ops = dict(sweep["ops"])
+    if not quick:
+        train = calsweep.build_train_sweep(model_id or calsweep.MODEL)  # backward, recompute, optimizer kernels
+        ops = {**train["ops"], **ops}
+        sweep["workloads"] = sweep["workloads"] + train["workloads"]
     if quick:
         ops = {k: v for i, (k, v) in enumerate(ops.items()) if i % 4 == 0 and opbench._spec_bytes(v, 1) < 64e6}
     log_fn(f"sweep: {len(ops)} op specs built in {time.perf_counter() - t0:.1f} s")
