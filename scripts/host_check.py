@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from dsocr_trace.hardware.calibration import host_per_call
-from dsocr_trace.hardware.profile import host_scaled, packaged_profile
-from dsocr_trace.hardware.spec import load_device
+from dsocr_trace.hardware.profile import Profile, host_scaled, packaged_profile
+from dsocr_trace.hardware.spec import DeviceSpec, load_device
 from dsocr_trace.validate.offline import host_rows, validate_measured
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ SETTINGS = ("alone", "smt", "share1", "share2")
 MODEL = "deepseek-ai/DeepSeek-OCR"
 
 
-def wall_errors(measured: dict, prof, spec) -> list[float]:  # type: ignore[no-untyped-def]
+def wall_errors(measured: dict[str, Any], prof: Profile, spec: DeviceSpec) -> list[float]:
     return [r["wall"]["error"] for r in validate_measured(measured, prof, spec, MODEL)["runs"]]
 
 

@@ -54,8 +54,7 @@ def rank_key(r: Mapping[str, Any], rank: str = "measured") -> tuple[Any, ...]:
 
 def check_rank(rank: str) -> str:
     if rank not in RANKS:
-        raise UserError(f"--rank {rank!r}: use measured (executions measured on a GPU first, then pages per "
-                        "GPU-day), throughput (pages per GPU-day only) or cost (measured first, then USD per page)")
+        raise UserError(f"--rank {rank!r}: use " + ", ".join(f"{k} ({v})" for k, v in RANK_ORDER.items()))
     return rank
 
 
@@ -212,12 +211,15 @@ def candidates(devices: str | None, profiles: Sequence[Path]) -> list[Candidate]
     return out
 
 
-def _price(model: str, mode: str, batches: Sequence[int], output_tokens: int, cands: Sequence[Candidate],
-           executions: Sequence[str], dtype: str, implementation: str = "native", routing: Routing | None = None,
-           prompt_tokens: int = DEFAULT_PROMPT_TOKENS) -> list[dict[str, Any]]:
+def price_candidates(model: str, modes: str, batches: str, output_tokens: str, cands: Sequence[Candidate],
+                     executions: str, dtype: str, implementation: str = "native", routing: Routing | None = None,
+                     prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
+                     progress: Callable[[int, int, str], None] | None = None) -> list[dict[str, Any]]:
+    """Sweep rows (comma lists, as run_sweep takes them) on resolved candidates, each with its own profile,
+    annotated with memory, fit and cost: what `sweep` writes and `plan` searches over."""
     loaded = {c.label: (c.spec, c.profile) for c in cands if c.profile is not None}
-    rows = run_sweep(model, mode, ",".join(c.label for c in cands), ",".join(map(str, batches)), str(output_tokens),
-                     ",".join(executions), routing=routing, loaded=loaded, implementation=implementation,
+    rows = run_sweep(model, modes, ",".join(c.label for c in cands), batches, output_tokens, executions,
+                     routing=routing, loaded=loaded, progress=progress, implementation=implementation,
                      prompt_tokens=prompt_tokens)
     return annotate(rows, model, {c.label: c.spec for c in cands}, dtype)
 
@@ -242,8 +244,8 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
             points[(r["device"], r["execution"], int(r["batch"]))] = r | {"meets": not miss, "misses": ";".join(miss)}
 
     for b in ladder:  # one batch at a time: each is one trace, priced on every GPU
-        add(_price(model, mode, [b], output_tokens, cands, executions, dtype, implementation, routing,
-                   prompt_tokens))
+        add(price_candidates(model, mode, str(b), str(output_tokens), cands, ",".join(executions), dtype,
+                             implementation, routing, prompt_tokens))
     # bisection per (GPU, execution) between the largest meeting batch and the next evaluated one
     brackets: dict[tuple[str, str], tuple[int, int]] = {}
     for c in cands:
@@ -264,8 +266,8 @@ def plan_search(model: str, mode: str, output_tokens: int, targets: Targets, can
             say(f"bisecting: batch {mid} for {', '.join(f'{d} {e}' for d, e in keys)}")
             labels = sorted({d for d, _ in keys})
             exs = sorted({e for _, e in keys})
-            add(_price(model, mode, [mid], output_tokens, [by_label[d] for d in labels], exs, dtype, implementation,
-                       routing, prompt_tokens))
+            add(price_candidates(model, mode, str(mid), str(output_tokens), [by_label[d] for d in labels],
+                                 ",".join(exs), dtype, implementation, routing, prompt_tokens))
             for key in keys:
                 lo, hi = brackets.pop(key)
                 if points[(*key, mid)]["meets"]:

@@ -523,10 +523,8 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
                   rank: str = "measured") -> list[dict[str, Any]]:
     from contextlib import ExitStack
 
-    from dsocr_trace.capacity import annotate
     from dsocr_trace.costs.routing import parse_routing
-    from dsocr_trace.planner import candidates, check_rank, print_sweep_summary, write_rows
-    from dsocr_trace.sweep import run_sweep
+    from dsocr_trace.planner import candidates, check_rank, price_candidates, print_sweep_summary, write_rows
 
     check_rank(rank)
     route = parse_routing(routing)
@@ -543,10 +541,8 @@ def sweep_command(*, model: str, modes: str, devices: str, batch: str, output_to
     from dsocr_trace.report.console import progress_bar
 
     with progress_bar("pricing") as update:
-        rows = run_sweep(model, modes, ",".join(c.label for c in cands), batch, output_tokens, execution,
-                         routing=route, loaded={c.label: (c.spec, c.profile) for c in cands if c.profile is not None},
-                         progress=update, implementation=implementation, prompt_tokens=prompt_tokens)
-    rows = annotate(rows, model, {c.label: c.spec for c in cands}, dtype)
+        rows = price_candidates(model, modes, batch, output_tokens, cands, execution, dtype, implementation, route,
+                                prompt_tokens, progress=update)
     # every output is written to a temporary sibling and renamed into place at the end: all of them or none
     with ExitStack() as stack:
         if plots is not None:
@@ -884,23 +880,21 @@ def calibration_harness_args(quick: bool = False) -> list[str]:
 
 def probe_host_command(out: Path, force: bool, cuda: bool) -> None:
     """Time tiny torch calls on this machine (validate.hostprobe): CPU tensors always, cuda:0 with `cuda`."""
-    import json
-
     import torch
 
-    from dsocr_trace.validate.hostprobe import probe
+    from dsocr_trace.validate.hostprobe import document_text, probe
 
     if cuda and not torch.cuda.is_available():
         raise UserError("host --cuda found no CUDA device: run it without --cuda, or on the GPU machine")
     check_target(out, force, "host probe file")
     doc = probe(cuda)
     with atomic_file(out, force, "host probe file") as tmp:
-        tmp.write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+        tmp.write_text(document_text(doc))
     line = f"wrote {out}: {doc['cpu_op_s'] * 1e6:.2f} us per CPU torch call"
     if "cuda" in doc:
         line += f", {doc['cuda']['host_op_s'] * 1e6:.2f} us per CUDA torch call"
-    print(line + "; eager decode costs ~2.7x the CUDA figure per call on the measured H200 host "
-          "(benchmarks/results/h200-host): pass it as analyze --host-us-per-call")
+    print(line + "; eager decode cost 2.0-3.1x the CUDA figure per call on the measured H200 host "
+          "(benchmarks/results/h200-host/host-check.md): pass that as analyze --host-us-per-call")
 
 
 def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:

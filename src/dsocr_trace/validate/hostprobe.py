@@ -95,6 +95,11 @@ def probe(cuda: bool = False) -> dict[str, Any]:
     return doc
 
 
+def document_text(doc: dict[str, Any]) -> str:
+    """The probe document as written to disk (sorted keys: the same probe gives the same layout)."""
+    return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dsocr_trace.validate.hostprobe", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output JSON file")
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.label:
         doc["label"] = args.label
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+    Path(args.out).write_text(document_text(doc))
     print(f"cpu op {doc['cpu_op_s'] * 1e6:.2f} us" + (f", cuda op {doc['cuda']['host_op_s'] * 1e6:.2f} us"
                                                      if "cuda" in doc else "") + f" -> {args.out}")
     return 0
