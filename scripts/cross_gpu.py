@@ -5,11 +5,14 @@
 * H200 SM partitions (CUDA green contexts of 16, 32, 66 and 100 SMs, benchmarks/results/h200-partitions): each
   predicted from the full card's packaged calibration (hardware/profiles/h200.json.gz, another session) plus the
   partition's spec (partition_of) and its measured figures (large matmul, copy, kernel floor: figures.json), never
-  from its own calibration; the harness's per-stage device times measured inside the partition are the truth.
+  from its own calibration (partition_of keeps the card's 132 SMs as the count the device reports, which
+  persistent and split-KV kernels size their grids to); the harness's per-stage device times measured inside
+  the partition are the truth.
   The full card's figures come from the same probe in the same session (full-card-session1/figures.json), so each
   ratio is of two figures taken one way.
-* Leave one partition out: the transfer constants (kernels.transfer: the rate blend's two durations, the block
-  size of memory kernels, the bandwidth knee) chosen on the op-level errors of three partitions only, then the
+* Leave one partition out: the transfer constants (kernels.transfer: GRID below) chosen on the op-level errors
+  of three partitions only (their quick sweeps and the families sweep, ../h200-partition-families: every
+  decode-attention, grouped-GEMM and convolution op of the fixed sweep timed inside each partition), then the
   fourth predicted with them, per op and per stage.
 * H100 <-> H200 with the target uncalibrated: the packaged profile of one moved to the other from the spec's
   measured figures.
@@ -46,8 +49,9 @@ PARTITIONS = ("p16", "p32", "p66", "p100")
 KEY_STAGES = ("vision.sam", "vision.clip", "decoder.prefill", "lm_head.prefill", "decode.step")
 # the grid the leave-one-partition-out choice searches
 GRID = {"RATE_LONG_S": (30e-6, 100e-6, 300e-6), "BLOCK_BYTES": (4096, 16384, 65536),
-        "MEMORY_BYTES_PER_SM_CYCLE": (14.0, 20.0, 28.0), "TENSOR_BYTES_PER_SM_CYCLE": (20.0, 32.0, 48.0),
-        "ROWWISE_SM_EXPONENT": (0.5, 0.7, 0.9)}
+        "MEMORY_BYTES_PER_SM_CYCLE": (14.0, 20.0, 28.0), "TENSOR_BYTES_PER_SM_CYCLE": (32.0, 48.0, 64.0),
+        "COPY_BYTES_PER_SM_CYCLE": (20.0, 40.0, 64.0), "ROWWISE_SM_EXPONENT": (0.5, 0.7, 0.9),
+        "GROUPED_FULL_ROWS": (2.0, 4.0, 8.0)}
 
 
 def stats(errors: Iterable[float]) -> dict[str, Any]:
@@ -72,42 +76,54 @@ def source_figures() -> GpuFigures:
     return gpu_figures_of(load(PARTS / "full-card-session1" / "figures.json"), load_device("h200"))
 
 
-_FULL: dict[str, Any] = {}
+FAMILIES = RESULTS / "h200-partition-families"
+_OPS: dict[str, list[tuple[str, Any, float | None]]] = {}
 
 
-def full_card_seconds() -> dict[str, float]:
-    """The full card's own time of each quick-sweep op (same session as the partitions)."""
-    if not _FULL:
-        pts = load(PARTS / "full-card-session1" / "calibration.json")["sweep"]["points"]
-        _FULL.update({k: float(v["seconds"]) for k, v in pts.items()})
-    return _FULL
+def _session_points(folder: Path, part: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """(key -> fitted Point of each op timed in the partition, key -> the full card's time of the op, same
+    session) for the partitions session (quick sweep) or the families session (decode attention, grouped GEMM,
+    convolution of the fixed sweep: benchmarks/validation/partition_families.py)."""
+    if folder == PARTS:
+        part_doc, full_doc = load(PARTS / part / "calibration.json"), load(PARTS / "full-card-session1" /
+                                                                          "calibration.json")
+        sweep, full_pts = part_doc["sweep"]["points"], full_doc["sweep"]["points"]
+        return ({k: p for k, spec in sweep.items() for p in points_of({k: spec})},
+                {k: float(v["seconds"]) for k, v in full_pts.items()})
+    ops = load(folder / "ops.json")["ops"]
+    pdoc, fdoc = load(folder / f"{part}.json"), load(folder / "pfull.json")
+    pts = {k: {**ops[k], "seconds": t, "kernels": pdoc["kernels"].get(k, [])} for k, t in pdoc["times"].items()}
+    return ({k: p for k, spec in pts.items() for p in points_of({k: spec})},
+            {k: float(t) for k, t in fdoc["times"].items()})
 
 
-_POINTS: dict[str, list[tuple[str, Any]]] = {}
-
-
-def part_points(part: str) -> list[tuple[str, Any]]:
-    """(sweep key, fitted Point) of each op of a partition's quick sweep."""
-    if part not in _POINTS:
-        sweep = load(PARTS / part / "calibration.json")["sweep"]["points"]
-        _POINTS[part] = [(k, p) for k, spec in sweep.items() for p in points_of({k: spec})]
-    return _POINTS[part]
+def part_ops(part: str) -> list[tuple[str, Any, float | None]]:
+    """(sweep key, fitted Point measured inside the partition, the full card's time of it in the same session)
+    of every op timed in a partition: its quick sweep and the families sweep."""
+    if part not in _OPS:
+        rows: list[tuple[str, Any, float | None]] = []
+        for folder in (PARTS, FAMILIES):
+            if folder == FAMILIES and not (folder / f"{part}.json").exists():
+                continue
+            pts, full = _session_points(folder, part)
+            rows += [(k, p, full.get(k)) for k, p in sorted(pts.items())]
+        _OPS[part] = rows
+    return _OPS[part]
 
 
 def op_errors(profile: Profile, dst: GpuFigures, src: GpuFigures, part: str, measured_source: bool = False
               ) -> dict[str, list[float]]:
-    """Every op of the partition's quick sweep carried from the full card to the partition, against the time
-    measured inside it. The source time: the full card's fitted family estimate (what a prediction uses), or
-    with `measured_source` the op's own time on the full card (the transfer rule alone)."""
+    """Every op timed inside the partition carried from the full card to it, against the time measured inside
+    it. The source time: the full card's fitted family estimate (what a prediction uses), or with
+    `measured_source` the op's own time on the full card in the same session (the transfer rule alone)."""
     model = profile.model
     errs: dict[str, list[float]] = {}
-    full = full_card_seconds()
-    for key, p in part_points(part):
+    for _key, p, full_s in part_ops(part):
         e = model.standalone(p.q)
-        if e is None or (measured_source and key not in full):
+        if e is None or (measured_source and full_s is None):
             continue
         if measured_source:
-            e = evolve(e, seconds=full[key])
+            e = evolve(e, seconds=full_s)
         sec = T.carry(e, p.q, src, dst, e.tile).seconds
         errs.setdefault(p.q.family, []).append((sec - p.seconds) / p.seconds)
     return errs
@@ -118,7 +134,11 @@ def stage_check(name: str, measured: Mapping[str, Any], profile: Profile, spec: 
     pts = stage_points(res)
     key = [p for p in pts if p["stage"] in KEY_STAGES]
     walls = [{"run": r.get("label"), **r["wall"]} for r in res["runs"] if r["wall"]["error"] is not None]
+    mods = {f"{r['label']}@{r['workload']['batch']}": {f: v["error"] for f, v in sorted(r["module_types"].items())
+                                                       if v["error"] is not None and v["measured_s"] > 2e-4}
+            for r in res["runs"]}
     out = {"name": name, "profile": profile.label, "provenance": profile.provenance(), "stages": pts,
+           "module_types": mods,
            "stage_stats": stats(p["error"] for p in pts), "key_stage_stats": stats(p["error"] for p in key),
            "walls": walls}
     print(f"{name}: {out['stage_stats']} key {out['key_stage_stats']}", flush=True)
@@ -210,7 +230,8 @@ def markdown(res: Mapping[str, Any]) -> str:
         s, k = r["stages"]["stage_stats"], r["stages"]["key_stage_stats"]
         lines.append(f"| {r['sms']} SMs | {s['n']} | {pct(s['median_abs'])} | {pct(s['max_abs'])} | "
                      f"{s['within_10pct']}/{s['n']} | {pct(k.get('max_abs'))} | {pct(r['ops_all']['median_abs'])} |")
-    lines += ["", "## Per kernel family (ops of each partition's quick sweep, median |error|, n)", "",
+    lines += ["", "## Per kernel family (ops timed inside each partition: its quick sweep and the families sweep "
+              "of ../h200-partition-families; median |error|, n)", "",
               "| partition | " + " | ".join(("gemm", "conv", "grouped_gemm", "attention", "memory")) + " |",
               "|---|" + "---:|" * 5]
     for r in res["partitions"].values():
@@ -229,7 +250,17 @@ def markdown(res: Mapping[str, Any]) -> str:
     for c in res["checks"]:
         s = c["stage_stats"]
         lines.append(f"| {c['name']} | {s['n']} | {pct(s['median_abs'])} | {pct(s['max_abs'])} |")
-    lines += ["", "## Every stage point", ""]
+    lines += ["", "## Per module type (device time error, module types over 0.2 ms)", ""]
+    for r in res["partitions"].values():
+        runs = r["stages"]["module_types"]
+        fams = sorted({f for v in runs.values() for f in v})
+        lines += [f"### {r['sms']} SMs", "", "| module type | " + " | ".join(runs) + " |",
+                  "|---|" + "---:|" * len(runs)]
+        for f in fams:
+            lines.append(f"| {f} | " + " | ".join(f"{v[f] * 100:+.1f}%" if f in v else "-" for v in runs.values())
+                         + " |")
+        lines.append("")
+    lines += ["## Every stage point", ""]
     for r in res["partitions"].values():
         lines += [f"### {r['sms']} SMs", "", "| run | stage | predicted ms | measured ms | error |",
                   "|---|---|---:|---:|---:|"]

@@ -108,6 +108,13 @@ def test_sweep_and_plan(base_url: str) -> None:
     fastest = httpx.post(f"{base_url}/plan", json=both | {"rank": "throughput"}, timeout=300).json()
     assert measured["best"]["execution"] == "eager" and fastest["best"]["execution"] == "fused"
     assert measured["best"]["prefill_tokens"] == fastest["best"]["prefill_tokens"] > rows[0]["prefill_tokens"]
+    two = {"mode": "tiny", "devices": ["h100", "rtx5090"], "max_batch": 2, "output_tokens": 100, "tpot_ms": 1000,
+           "rank": "cost"}
+    cheapest = httpx.post(f"{base_url}/plan", json=two, timeout=300).json()
+    fitting = [r for r in cheapest["rows"] if r["fits"] and r["meets"]]
+    assert len(fitting) >= 2 and cheapest["best"]["usd_per_page"] == min(r["usd_per_page"] for r in fitting)
+    bad = httpx.post(f"{base_url}/plan", json=two | {"rank": "cheapest"}, timeout=30)
+    assert bad.status_code == 422 and "cost" in bad.text
 
 
 def test_concurrent_requests_all_answer_and_the_catalog_is_not_blocked(base_url: str) -> None:

@@ -171,7 +171,8 @@ def plan(mode: str = "base", *, devices: Sequence[str] = ("h100",), output_token
          implementation: str = "native", prompt_tokens: int | None = None, routing: str | None = None,
          rank: str = "measured") -> PlanResult:
     """The largest batch per GPU and execution that meets the latency targets and fits, as `dsocr-trace plan`;
-    rank 'measured' puts executions measured on a GPU before modelled ones, 'throughput' ranks by pages alone."""
+    rank 'measured' puts executions measured on a GPU before modelled ones, 'throughput' ranks by pages alone,
+    'cost' puts measured executions first, then the lowest USD per page."""
     from dsocr_trace.costs.routing import parse_routing
     from dsocr_trace.planner import Targets, candidates, check_rank, plan_search
     from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS

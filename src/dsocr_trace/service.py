@@ -133,8 +133,9 @@ class PlanRequest(_Strict):
     weight_dtype: Dtype = "bf16"
     prompt_tokens: int | None = Field(None, ge=0, le=4096)
     routing: str | None = ROUTING_FIELD
-    rank: Literal["measured", "throughput"] = Field(
-        "measured", description="measured: executions measured on a GPU before modelled ones; throughput: pages only")
+    rank: Literal["measured", "throughput", "cost"] = Field(
+        "measured", description="measured: executions measured on a GPU before modelled ones, then pages; "
+                                "throughput: pages only; cost: measured first, then USD per page")
 
 
 class PlanAnswer(BaseModel):

@@ -85,6 +85,13 @@ class GpuFigures:
     clock_hz: float  # SM boost clock
     floor_s: float  # a tiny kernel back to back
     peak_tc_flops: float  # the datasheet's dense BF16 rate (what short kernels run at per SM)
+    # SMs the device reports to the libraries that size grids to it (persistent GEMMs, split-KV attention);
+    # 0: sm_count. A green-context partition reports the whole card's SMs while it runs on fewer.
+    reported_sms: int = 0
+
+    @property
+    def grid_sms(self) -> int:
+        return self.reported_sms or self.sm_count
 
 
 @frozen
@@ -110,6 +117,7 @@ class DeviceSpec:
     origin: str = ""  # "catalog:<file>" or the user file path
     # the file's numeric fields as written (vendor units): the round trip to a file is exact
     figures: dict[str, float | None] = field(factory=dict)
+    reported_sms: int = 0  # a partition: the card's SMs, which the libraries size their grids to (GpuFigures)
 
     def measured(self, name: str) -> float | None:
         """A measured figure of the file (vendor units), None when it gives none."""
@@ -158,7 +166,7 @@ class DeviceSpec:
     def gpu_figures(self) -> GpuFigures:
         """This GPU in the cross-GPU model's quantities: measured where the file has them, assumed otherwise."""
         return GpuFigures(self.achievable_tc_flops, self.achievable_mem_bw, self.sm_count, self.boost_clock_hz,
-                          self.kernel_floor_s, self.tc_flops)
+                          self.kernel_floor_s, self.tc_flops, self.reported_sms)
 
     def assumed_figures(self) -> list[str]:
         """The figures the cross-GPU model assumes because nobody measured them for this GPU."""
@@ -381,7 +389,8 @@ def spec_from_dict(data: Mapping[str, Any], key: str, where: str) -> DeviceSpec:
 
 def partition_of(spec: DeviceSpec, sms: int) -> DeviceSpec:
     """An SM partition of `spec` (a CUDA green context of `sms` SMs) as a GPU of its own: compute peaks scale
-    with the SMs; memory, L2 and clock are the card's; the card's measured figures do not apply to it."""
+    with the SMs; memory, L2 and clock are the card's; the card's measured figures do not apply to it. The
+    device still reports the card's SM count, so libraries that size grids to it keep the card's grid."""
     if not 0 < sms <= spec.sm_count:
         raise UserError(f"a partition of {spec.name} needs 1 to {spec.sm_count} SMs, not {sms}: give a count "
                         "in that range")
@@ -390,7 +399,7 @@ def partition_of(spec: DeviceSpec, sms: int) -> DeviceSpec:
     return evolve(spec, key=f"{spec.key}-{sms}sm", name=f"{spec.name} ({sms} of {spec.sm_count} SMs)",
                   sm_count=sms, tc_flops=spec.tc_flops * f, cc_flops=spec.cc_flops * f,
                   peaks_by_dtype={k: v * f for k, v in spec.peaks_by_dtype.items()}, figures=figures, aliases=(),
-                  origin=f"partition of {spec.origin}")
+                  origin=f"partition of {spec.origin}", reported_sms=spec.reported_sms or spec.sm_count)
 
 
 def measured_spec(name: str, sm_count: int, memory_bytes: float, l2_bytes: float, clock_mhz: float | None,

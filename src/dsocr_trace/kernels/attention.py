@@ -10,6 +10,7 @@ nearest measured class with the same decode flag.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +24,15 @@ from dsocr_trace.kernels.query import Query
 _Q_ROWS = (re.compile(r"Flash_fwd_kernel_traits<\s*\d+,\s*(\d+),"),
            re.compile(r"sdpa\w*?_(\d+)x\d+x\d+_\d+x\d+x\d+_kernel"),
            re.compile(r"fmha_cutlass[FB]_\w+?_(\d+)x\d+_"))
+
+
+# a second pass that merges partial results over key blocks: cuDNN's lean attention, flash's split-KV combine
+_SPLIT_KV = re.compile(r"lean_reduction|splitkv|combine", re.IGNORECASE)
+
+
+def is_split_kv(kernels: Sequence[str]) -> bool:
+    """Whether the keys were split over CTAs (a reduction kernel merges the partial softmaxes)."""
+    return any(_SPLIT_KV.search(n) for n in kernels)
 
 
 def q_rows_of(kernels: Sequence[str]) -> int | None:
@@ -40,10 +50,15 @@ class AttentionFamily:
         self.hw = hw
         groups: dict[tuple[object, ...], list[tuple[tuple[float, ...], float]]] = {}
         rows: dict[tuple[object, ...], Counter[int]] = {}
+        # decode classes: (log features, split-KV?) of each timed point, the library's choice where it was seen
+        self.splits: dict[tuple[object, ...], list[tuple[tuple[float, ...], bool]]] = {}
         for p in points:
             if p.q.family == "attention" and p.seconds > 0:
                 c, m = roofline(p.q, hw)
                 groups.setdefault(p.q.cls, []).append((p.q.x, max(c, m) / p.seconds))
+                if p.q.cls[4] and p.kernels:
+                    self.splits.setdefault(p.q.cls, []).append((tuple(math.log(v) for v in p.q.x),
+                                                                is_split_kv(p.kernels)))
                 r = q_rows_of(p.kernels)
                 if r:
                     rows.setdefault(p.q.cls, Counter())[r] += 1
@@ -68,4 +83,13 @@ class AttentionFamily:
         eff = sc.at(q.x)
         c, m = roofline(q, self.hw)
         r = self.q_rows.get(cls)
-        return Estimate(max(c, m) / max(eff, 1e-6), c, m, eff, how, (r, 0) if r else None)
+        return Estimate(max(c, m) / max(eff, 1e-6), c, m, eff, how, (r, 0) if r else None,
+                        self.split_kv(cls, q.x))
+
+    def split_kv(self, cls: tuple[object, ...], x: tuple[float, ...]) -> bool:
+        """Whether the library splits the keys at these features: as at the nearest timed point (log space)."""
+        seen = self.splits.get(cls)
+        if not seen:
+            return False
+        lx = tuple(math.log(v) for v in x)
+        return min(seen, key=lambda s: sum((a - b) ** 2 for a, b in zip(s[0], lx, strict=False)))[1]

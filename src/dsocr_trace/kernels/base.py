@@ -36,6 +36,7 @@ class Estimate:
     efficiency: float  # ideal / seconds on the binding side
     how: str  # "class", "nearest-class", "pattern", "kind", "roofline"
     tile: tuple[int, int] | None = None  # (tm, tn) of the kernel the family assumed, where it knows tiles
+    split_kv: bool = False  # decode attention: the library split the keys over the SMs (a combine kernel ran)
 
 
 def roofline(q: Query, hw: Hw) -> tuple[float, float]:

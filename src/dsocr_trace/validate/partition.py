@@ -132,7 +132,7 @@ def gpu_figures_of(record: dict[str, Any], spec: DeviceSpec) -> GpuFigures:
     or partition it was measured on: SMs, clock and datasheet rate come from the spec)."""
     f = record["figures"]
     return GpuFigures(f["matmul_8192_tflops"] * 1e12, f["copy_gbs"] * 1e9, spec.sm_count, spec.boost_clock_hz,
-                      f["launch_s"], spec.tc_flops)
+                      f["launch_s"], spec.tc_flops, spec.reported_sms)
 
 
 def main(argv: list[str] | None = None) -> int:
