@@ -95,13 +95,17 @@ def legacy_document(folder: Path) -> dict[str, Any]:
 
 def with_train_sweep(doc: dict[str, Any], folder: Path) -> dict[str, Any]:
     """doc with the training sweep's timed ops (folder/ops.json specs, folder/times.json seconds and kernels)
-    added to sweep.points (existing points kept) and its workloads to sweep.workloads."""
+    added to sweep.points (the main sweep's points kept; ones an earlier merge of this supplement added are
+    re-timed) and its workloads to sweep.workloads."""
     ops = json.loads((folder / "ops.json").read_text())
     res = json.loads((folder / "times.json").read_text())
     sweep = dict(doc["sweep"])
     points = dict(sweep["points"])
     for key, sec in res["times"].items():
-        points.setdefault(key, {**ops["ops"][key], "seconds": sec, "kernels": res["kernels"].get(key, [])})
+        spec = ops["ops"][key]
+        # a point this supplement added before (same sources) takes the new time; the main sweep's own stay
+        if key not in points or points[key].get("sources") == spec.get("sources"):
+            points[key] = {**spec, "seconds": sec, "kernels": res["kernels"].get(key, [])}
     sweep["points"] = dict(sorted(points.items()))
     sweep["workloads"] = list(sweep["workloads"]) + [w for w in ops["workloads"] if w not in sweep["workloads"]]
     sweep["supplements"] = [{"folder": folder.as_posix(), "points": len(res["times"]), "errors": res["errors"],

@@ -3,7 +3,7 @@
 The held-out H200 workloads (`dsocr-trace validate` on a lent H200: page grids, batch sizes, KV lengths and a
 prompt length the calibration never saw) must stay as accurate as the committed results say; a change to a cost
 rule, a kernel family or the replay that moves them fails here. Limits sit just above what this version
-reaches (benchmarks/results/accuracy/accuracy.md): median |error| 3.6%, mean 5.6%, worst 22.5% (the ~60 us
+reaches (benchmarks/results/accuracy/accuracy.md): median |error| 3.4%, mean 4.8%, worst 23.7% (the ~60 us
 projector stage).
 """
 
@@ -96,7 +96,7 @@ def test_a_broken_formula_fails_the_gate(h200: tuple[Any, Any], monkeypatch: pyt
 # -- GPUs nobody calibrated: H200 SM partitions predicted from the full card's calibration --------------------
 PARTITIONS = RESULTS / "h200-partitions"
 # limits just above what this version reaches (benchmarks/results/cross-gpu/cross-gpu.md)
-PARTITION_GATE = {"median_abs": 0.06, "key_median_abs": 0.05, "key_max_abs": 0.19}
+PARTITION_GATE = {"median_abs": 0.06, "key_median_abs": 0.05, "key_max_abs": 0.13}
 KEY_STAGES = ("vision.sam", "vision.clip", "decoder.prefill", "lm_head.prefill", "decode.step")
 
 

@@ -116,10 +116,10 @@ def test_code_fingerprint_follows_the_source() -> None:
 def test_one_bound_rule_for_console_and_report(base_analysis: analyze.Analysis) -> None:
     """The console's stage table and report.json name the same bound for every stage (CLIP under fused execution
     at batch 8 once read compute-bound on the console and host-bound in report.json)."""
+    from dsocr_trace.commands.analyze import stage_view
     from dsocr_trace.hardware.profile import packaged_profile
     from dsocr_trace.hardware.spec import load_device
     from dsocr_trace.request import predict_request
-    from dsocr_trace.runner import stage_view
 
     spec = load_device("h200")
     report = build_report(base_analysis, predict_request(base_analysis, spec, packaged_profile(spec), "fused"))

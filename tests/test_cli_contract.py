@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from dsocr_trace.commands.analyze import analyze_command
 from dsocr_trace.errors import Interrupted, UserError
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.report.output import STAGING_PREFIX, Outputs
-from dsocr_trace.runner import analyze_command
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "h100"

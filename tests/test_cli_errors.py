@@ -17,9 +17,11 @@ import pytest
 import yaml
 
 import dsocr_trace.hardware.spec
+from dsocr_trace.commands.analyze import analyze_command
+from dsocr_trace.commands.compare import compare_command, diff_command
+from dsocr_trace.commands.sweep import sweep_command
 from dsocr_trace.errors import UserError
 from dsocr_trace.models.source import DEFAULT_MODEL
-from dsocr_trace.runner import analyze_command, compare_command, diff_command, sweep_command
 from dsocr_trace.workload import make_workload
 
 # ---- fixture files ----

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dsocr_trace.commands.analyze import analyze_command
+from dsocr_trace.commands.compare import compare_command
 from dsocr_trace.hardware.profile import (
     document_bytes,
     load_profile,
@@ -15,7 +17,6 @@ from dsocr_trace.hardware.profile import (
     transfer_profile,
 )
 from dsocr_trace.hardware.spec import load_device
-from dsocr_trace.runner import analyze_command, compare_command
 from dsocr_trace.trace.ir import stage_of
 from dsocr_trace.validate.chrome import measured_from_trace
 from dsocr_trace.validate.compare import compare_run, family, rel_err, summarize

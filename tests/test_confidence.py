@@ -46,7 +46,7 @@ def test_point_takes_the_weaker_phase() -> None:
 
 
 def test_sweep_rows_carry_confidence(tmp_path: Path) -> None:
-    from dsocr_trace.runner import sweep_command
+    from dsocr_trace.commands.sweep import sweep_command
 
     out = tmp_path / "s.json"
     sweep_command(model="deepseek-ai/DeepSeek-OCR", modes="tiny", devices="h200,rtx5090", batch="1,64",

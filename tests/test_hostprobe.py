@@ -42,7 +42,7 @@ def test_host_command_writes_once_and_keeps_a_user_file(tmp_path, monkeypatch) -
 
 
 def test_quick_calibration_runs_a_subset_of_the_calibration_workloads() -> None:
-    from dsocr_trace.runner import calibration_harness_args
+    from dsocr_trace.commands.gpu import calibration_harness_args
 
     def parts(args: list[str]) -> tuple[set[str], set[str]]:
         modes = set(args[args.index("--modes") + 1].split(","))

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from dsocr_trace.commands.analyze import analyze_command
+from dsocr_trace.commands.sweep import sweep_command
 from dsocr_trace.errors import UserError
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.report.html import report_html, sweep_html
-from dsocr_trace.runner import analyze_command, sweep_command
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None, reason="headless browser test: Debian's chromium is not "

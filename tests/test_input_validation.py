@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsocr_trace.analyze import load_model, run_analysis
+from dsocr_trace.commands.common import resolve_device
+from dsocr_trace.commands.compare import compare_command, diff_command
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import packaged_profile
 from dsocr_trace.hardware.spec import load_device, parse_file_text, spec_from_dict, spec_to_dict
-from dsocr_trace.runner import compare_command, diff_command, resolve_device
 from dsocr_trace.workload import make_workload
 
 ROOT = Path(__file__).resolve().parents[1]

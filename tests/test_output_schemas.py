@@ -26,7 +26,7 @@ def test_committed_measurements_and_validations(folder: str) -> None:
 
 
 def test_sweep_rows(tmp_path: Path) -> None:
-    from dsocr_trace.runner import sweep_command
+    from dsocr_trace.commands.sweep import sweep_command
 
     out = tmp_path / "sweep.json"
     sweep_command(model="deepseek-ai/DeepSeek-OCR", modes="tiny", devices="h100", batch="1", output_tokens="50,100",

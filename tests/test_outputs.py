@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dsocr_trace.commands.analyze import analyze_command
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.report.tables import column_name, sweep_records, write_parquet
 from dsocr_trace.report.timeline import MODULE_GPU_TID, MODULE_HOST_TID, STAGE_TID, nested_ranges
-from dsocr_trace.runner import analyze_command
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -12,13 +12,14 @@ import pytest
 from attrs import evolve
 
 from dsocr_trace import sweep
+from dsocr_trace.commands.analyze import analyze_command
+from dsocr_trace.commands.sweep import sweep_command
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import document_bytes, packaged_profile
 from dsocr_trace.hardware.spec import load_device
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.planner import Targets, candidates, plan_command, rank_key
 from dsocr_trace.report.tables import sweep_records
-from dsocr_trace.runner import analyze_command, sweep_command
 
 
 @pytest.fixture(scope="module")

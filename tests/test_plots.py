@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from dsocr_trace.commands.analyze import analyze_command
+from dsocr_trace.commands.sweep import sweep_command
 from dsocr_trace.errors import UserError
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.report.plots import HEIGHT_PX, WIDTH_PX, write_plots, write_sweep_plots
-from dsocr_trace.runner import analyze_command, sweep_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_PLOTS = ("roofline.png", "time_by_stage.png", "time_by_module_type.png")

@@ -4,7 +4,8 @@ import itertools
 import json
 from pathlib import Path
 
-from dsocr_trace.runner import analyze_command, diff_command
+from dsocr_trace.commands.analyze import analyze_command
+from dsocr_trace.commands.compare import diff_command
 
 
 def _run(tmp: Path, name: str, **kw: object) -> dict:

@@ -19,13 +19,13 @@ from attrs import define
 from torch.utils.flop_counter import FlopCounterMode
 
 from dsocr_trace.analyze import load_model
+from dsocr_trace.commands.analyze import analyze_command, train_config
 from dsocr_trace.costs import NodeCosts, cost_trace
 from dsocr_trace.costs.attention import attended_pairs, attention_backward_flops_full, attention_flops_full
 from dsocr_trace.errors import UserError
 from dsocr_trace.models.deepseek_ocr import build
 from dsocr_trace.models.source import DEFAULT_MODEL
 from dsocr_trace.models.training import TrainConfig
-from dsocr_trace.runner import analyze_command, train_config
 from dsocr_trace.trace.ir import ATTENTION, Trace
 from dsocr_trace.trace.train import trace_train_step
 from dsocr_trace.train.analysis import trace_train

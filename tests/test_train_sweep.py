@@ -121,3 +121,18 @@ def test_packaged_h200_profile_holds_the_training_sweep() -> None:
     assert "aten._fused_adamw_.default" in ops
     assert any(o.endswith("_backward.default") for o in ops)
     assert all(p["seconds"] > 0 and math.isfinite(p["seconds"]) for p in prof.sweep.values())
+
+
+def test_prepare_gives_adamw_the_states_a_training_step_has() -> None:
+    """Second moments >= 0 and step counts >= 1: random normals put sqrt(v) into NaN, which runs fused AdamW
+    1.5x slower on an H200 (benchmarks/validation/fused_adamw_diagnostics.py states)."""
+    spec = _adamw_template(count=3, numel=5000)
+    ts = _prepare(spec, torch.device("cpu"), torch.Generator().manual_seed(0))
+    args = spec["call"]["args"]
+    v = [ts[r["t"]] for r in args[3]]
+    steps = [ts[r["t"]] for r in args[5]]
+    assert all(bool((t >= 0).all()) for t in v) and all(float(s) == 1.0 for s in steps)
+    m = [ts[r["t"]] for r in args[2]]
+    assert any(bool((t < 0).any()) for t in m)  # first moments keep their signs
+    p = [ts[r["t"]] for r in args[0]]
+    assert not any(bool(torch.isnan(t.float()).any()) for t in p + v)

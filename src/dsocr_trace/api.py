@@ -83,10 +83,10 @@ def analyze(mode: str = "base", *, model: str = DEFAULT_MODEL, device: str | Non
     """Trace and cost one request (counts always; times, memory and cost with a device), as
     `dsocr-trace analyze`."""
     from dsocr_trace.analyze import run_analysis
+    from dsocr_trace.commands.analyze import analyze_warnings
     from dsocr_trace.costs import CostOptions
     from dsocr_trace.costs.routing import parse_routing
     from dsocr_trace.report.build import build_report
-    from dsocr_trace.runner import analyze_warnings
     from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS, make_workload
 
     wl = make_workload(mode, crops=crops, image_size=image_size,
@@ -98,7 +98,7 @@ def analyze(mode: str = "base", *, model: str = DEFAULT_MODEL, device: str | Non
                                 None if profile is None else Path(profile), execution, weight_dtype)
     elif profile is not None:
         raise UserError("profile needs the GPU it was measured on: add device= or device_file=")
-    from dsocr_trace.runner import REMOTE_NOTE
+    from dsocr_trace.commands.analyze import REMOTE_NOTE
     from dsocr_trace.trace.remote import check_implementation
 
     check_implementation(implementation, execution, False)
@@ -213,7 +213,7 @@ def compare(report: str | Path, measured: str | Path, phase: str | None = None,
             any_execution: bool = False) -> dict[str, Any]:
     """Predicted vs measured per run, stage and module, as `dsocr-trace compare`: a report.json with predictions
     and a measured.json or torch.profiler Chrome trace. Warnings are in the result's `notes`."""
-    from dsocr_trace.runner import compare_result
+    from dsocr_trace.commands.compare import compare_result
 
     return compare_result(Path(report), Path(measured), phase, any_execution)
 

@@ -210,7 +210,7 @@ def analyze(
              "default: the profile's calibration host). Eager walls scale with it.")] = None,
 ) -> None:
     """Trace the model for a workload; report FLOPs, bytes, params, coverage and (with a device) time and memory."""
-    from dsocr_trace.runner import analyze_command, train_config
+    from dsocr_trace.commands.analyze import analyze_command, train_config
 
     _set_memory_utilization(gpu_memory_utilization)
     _set_prices(price_per_hour)
@@ -230,7 +230,7 @@ def devices(
                                                     "my-gpu.yaml, edit, pass --device-file).")] = None,
 ) -> None:
     """The GPU catalog: dense peaks, bandwidth, memory, and where each figure came from."""
-    from dsocr_trace.runner import devices_command
+    from dsocr_trace.commands.devices import devices_command
 
     devices_command(export)
 
@@ -262,7 +262,7 @@ def sweep(
 ) -> None:
     """What-if sweep over modes x devices x batch x output tokens; traces each distinct shape once. Prints the
     best points and marks those that do not fit in GPU memory."""
-    from dsocr_trace.runner import sweep_command
+    from dsocr_trace.commands.sweep import sweep_command
 
     _set_memory_utilization(gpu_memory_utilization)
     _set_prices(price_per_hour)
@@ -329,7 +329,7 @@ def compare(
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Predicted vs measured per stage, module type and module, with relative errors."""
-    from dsocr_trace.runner import compare_command
+    from dsocr_trace.commands.compare import compare_command
 
     compare_command(report, measured, _value(phase), out, force, any_execution=any_execution)
 
@@ -342,7 +342,7 @@ def diff(
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Per-stage and per-module-type deltas between two reports (two modes, two GPUs, eager vs fused)."""
-    from dsocr_trace.runner import diff_command
+    from dsocr_trace.commands.compare import diff_command
 
     diff_command(a, b, out, force)
 
@@ -354,7 +354,7 @@ def probe_host(
     force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Time torch calls on the machine that will drive the GPU: what decides eager walls (no GPU needed)."""
-    from dsocr_trace.runner import probe_host_command
+    from dsocr_trace.commands.gpu import probe_host_command
 
     probe_host_command(out, force, cuda)
 
@@ -368,7 +368,7 @@ def calibrate(
     force: Annotated[bool, typer.Option(help="Replace an existing profile file.")] = False,
 ) -> None:
     """Measure the local GPU (cuda:0): microbenchmarks, every traced op, host cost; write a latency profile."""
-    from dsocr_trace.runner import calibrate_command
+    from dsocr_trace.commands.gpu import calibrate_command
 
     calibrate_command(out, force, quick, model)
 
@@ -389,7 +389,7 @@ def validate(
         help="Decode points 'B:KV,KV;B:KV' (overrides --batch x --decode-kv).")] = None,
 ) -> None:
     """Run workloads on the local GPU (random weights), measure per module and stage, compare to predictions."""
-    from dsocr_trace.runner import validate_command
+    from dsocr_trace.commands.gpu import validate_command
 
     validate_command(model=model, mode=mode.value, crops=crops, batch=batch, decode_kv=decode_kv, profile=profile,
                      out=out, force=force, workloads=workloads, decode=decode)
@@ -405,7 +405,7 @@ def serve(
     force: Annotated[bool, typer.Option(help="Replace an existing --openapi file.")] = False,
 ) -> None:
     """The planning service: analyze, sweep, plan and the device catalog over HTTP/JSON (OpenAPI at /docs)."""
-    from dsocr_trace.runner import serve_command
+    from dsocr_trace.commands.serve import serve_command
 
     serve_command(host, port, workers, openapi, force)
 

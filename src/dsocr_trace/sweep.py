@@ -2,7 +2,7 @@
 
 Every point is priced by the same code as `analyze` (request.request_walls: the plan of each phase through
 predict.kernel_time, the decode step's affine fit, the two-lane replay) with the same profile resolution
-(runner.resolve_profile: the packaged calibration of a catalog GPU, else its datasheet), so a sweep row and an
+(commands.common.resolve_device: the packaged calibration of a catalog GPU, else its datasheet), so a sweep row and an
 analyze report of the same point agree. Each distinct (mode, batch) is traced once; each (trace, device,
 execution) is priced once; output-token counts only integrate the fitted decode step. Every row names the
 profile and the routing that priced it.

@@ -6,9 +6,12 @@ tile (N, M) = (a, b) and TNN kernels (M, N) = (a, b)), waves = ceil(tiles / SMs)
 compute = waves * 2 * tm * tn * K / (peak / SMs). Memory = bytes / bandwidth (a GEMV streams the weight).
 
 Efficiency per class (op, N, K, batch, weight, dtype) is measured on the calibration sweep's M ladder and
-interpolated linearly in log M between the two neighbouring points, held at the ends; the tile is the nearer
-neighbour's. A class never measured borrows the curve of the nearest measured class (log distance in N, K)
-of the same op. Convolutions: class (C_out, C_in, kernel, stride), M = batch x output pixels.
+held at the ends; between two measured points the nearer point's kernel (its tile and efficiency, on its own
+waves at this M), or for cuBLAS GEMMs the other point's where the nearer one's tiles cross a wave boundary and
+the other's run faster (convolutions keep the nearer point's tile: cuDNN's choices follow other rules). Classes
+measured without tile names interpolate the efficiency linearly in log M. A class never measured borrows the
+curve of the nearest measured class (log distance in N, K) of the same op. Convolutions: class (C_out, C_in,
+kernel, stride), M = batch x output pixels.
 """
 
 from __future__ import annotations
@@ -65,6 +68,12 @@ def quantized_compute(q: Query, hw: Hw, tile: tuple[int, int] | None) -> float:
     tiles = batch * math.ceil(m / tm) * math.ceil(n / tn)
     waves = math.ceil(tiles / hw.sm_count)
     return waves * 2.0 * tm * tn * k / (hw.tc_flops / hw.sm_count)
+
+
+def waves_at(q: Query, m: float, tile: tuple[int, int], hw: Hw) -> int:
+    """Waves of `tile` for q's product at M = m."""
+    _, n, _, batch = q.detail
+    return math.ceil(batch * math.ceil(m / tile[0]) * math.ceil(n / tile[1]) / hw.sm_count)
 
 
 def ideal(q: Query, hw: Hw, tile: tuple[int, int] | None) -> tuple[float, float]:
@@ -124,8 +133,27 @@ class GemmFamily:
         if cl is None:
             return None
         x = q.x[0]
-        eff = cl.curve.at(x)
-        tile = cl.tiles[cl.curve.nearest(x)] if self.use_tiles else None
-        c, m = ideal(q, self.hw, tile)
-        sec = max(c, m) / max(eff, 1e-6)
+        i0, i1, _ = cl.curve.bracket(x)
+        if not self.use_tiles or i0 == i1 or self.family != "gemm" or cl.tiles[i0] is None or cl.tiles[i1] is None:
+            tile = cl.tiles[cl.curve.nearest(x)] if self.use_tiles else None
+            c, m = ideal(q, self.hw, tile)
+            eff = cl.curve.at(x)
+            return Estimate(max(c, m) / max(eff, 1e-6), c, m, eff, how, tile)
+        # the nearer point's kernel (the library's choice moves with M in steps), unless its tiles need more waves
+        # here than where it was measured and the other point's kernel runs this M faster: the library changes
+        # kernels where a tile boundary is crossed (lm_head at M 572, between 513 and 640: 513's tile needs a
+        # fourth row of tiles, 640's kernel is 18% faster). Each kernel keeps its own efficiency: one point's tile
+        # with the other's efficiency would price a kernel nobody runs.
+        near = cl.curve.nearest(x)
+        far = i1 if near == i0 else i0
+        picks = []
+        for i in (near, far):
+            t = cl.tiles[i]
+            c, m = ideal(q, self.hw, t)
+            e = max(cl.curve.y[i], 1e-6)
+            picks.append((max(c, m) / e, c, m, e, t))
+        t_near = cl.tiles[near]
+        crossed = t_near is not None and \
+            waves_at(q, x, t_near, self.hw) > waves_at(q, cl.curve.x[near], t_near, self.hw)
+        sec, c, m, eff, tile = picks[1] if crossed and picks[1][0] < picks[0][0] else picks[0]
         return Estimate(sec, c, m, eff, how, tile)

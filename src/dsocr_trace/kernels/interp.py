@@ -39,6 +39,18 @@ class LogCurve:
         f = (lx - x0) / (x1 - x0) if x1 > x0 else 0.0
         return self.y[i - 1] + f * (self.y[i] - self.y[i - 1])
 
+    def bracket(self, x: float) -> tuple[int, int, float]:
+        """(i0, i1, f): the measured points around x and x's position between them in log space (0 at i0, 1 at
+        i1); both the end point outside the range."""
+        lx = math.log10(max(x, 1e-30))
+        i = bisect.bisect_left(self.lx, lx)
+        if i <= 0:
+            return 0, 0, 0.0
+        if i >= len(self.lx):
+            return len(self.lx) - 1, len(self.lx) - 1, 0.0
+        x0, x1 = self.lx[i - 1], self.lx[i]
+        return i - 1, i, (lx - x0) / (x1 - x0) if x1 > x0 else 0.0
+
     def nearest(self, x: float) -> int:
         """Index of the measured point closest to x in log space."""
         lx = math.log10(max(x, 1e-30))

@@ -31,7 +31,7 @@ The constants were set on the H200's SM partitions (operator sweeps timed inside
 the full card: every 4th op of the fixed sweep and every decode-attention, grouped-GEMM and convolution op of it,
 `python scripts/cross_gpu.py`): a grid search on three partitions' op errors, the fourth held out. Three of the
 four folds chose the values below (the fourth a longer RATE_LONG_S); held out, the partitions' per-stage medians
-were 5.0/4.0/5.5/3.8% (benchmarks/results/cross-gpu). MEMORY_BYTES_PER_SM_CYCLE is at least 13.4 physically:
+were 5.0/4.0/4.6/3.9% (benchmarks/results/cross-gpu). MEMORY_BYTES_PER_SM_CYCLE is at least 13.4 physically:
 the full H200 runs a large add at ~3.5 TB/s on 132 SMs at 1.98 GHz. COPY_BYTES_PER_SM_CYCLE sits at the grid's
 top: a copy is held by the memory, not the SMs, down to 16 SMs.
 """

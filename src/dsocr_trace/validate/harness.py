@@ -66,6 +66,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsocr_trace.validate.events import child_events
 from dsocr_trace.validate.partition import active_sms, make_current
 
 SCHEMA = "dsocr-trace/measured/1"
@@ -456,7 +457,7 @@ def walk_step(step_event: Any, cpu_time: bool = False) -> dict[str, Any]:
         if "Launch" in name:
             counters["launches"] += 1
         here = name[len(RANGE_PREFIX):] if name.startswith(RANGE_PREFIX) else None
-        for ch in ev.cpu_children:
+        for ch in child_events(ev):
             cu, cn = visit(ch, in_op or is_op, here if here is not None else rng)
             us += cu
             n += cn

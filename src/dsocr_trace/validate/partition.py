@@ -75,7 +75,7 @@ def run_in_partition(sms: int | None, fn: Callable[[], T], device_id: int = 0) -
     return result[0]  # type: ignore[no-any-return]
 
 
-def _events_s(fn: Callable[[], Any], n: int) -> float:
+def events_s(fn: Callable[[], Any], n: int) -> float:
     """Median seconds of fn() over n timed runs (CUDA events on the current stream), after 3 warm-ups."""
     for _ in range(3):
         fn()
@@ -95,7 +95,7 @@ def matmul_tflops(side: int = 8192, n: int = 10) -> float:
     """Dense BF16 matmul rate (TFLOP/s) at side^3 on random data."""
     x = torch.randn(side, side, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(side, side, device="cuda", dtype=torch.bfloat16)
-    s = _events_s(lambda: x @ w, n)
+    s = events_s(lambda: x @ w, n)
     return 2.0 * side**3 / s / 1e12
 
 
@@ -103,7 +103,7 @@ def copy_gbs(nbytes: int = 1 << 30, n: int = 10) -> float:
     """Device-to-device copy bandwidth (GB/s, bytes read + written) of a large buffer."""
     src = torch.randint(0, 255, (nbytes,), device="cuda", dtype=torch.uint8)
     dst = torch.empty_like(src)
-    s = _events_s(lambda: dst.copy_(src), n)
+    s = events_s(lambda: dst.copy_(src), n)
     return 2.0 * nbytes / s / 1e9
 
 

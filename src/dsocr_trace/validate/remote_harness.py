@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsocr_trace.validate.events import child_events
 from dsocr_trace.validate.harness import (
     STEP_NAME,
     ModuleRanges,
@@ -210,7 +211,7 @@ def _d2h(step_event: Any) -> int:
         ev = stack.pop()
         n += sum(1 for k in ev.kernels if "DtoH" in k.name or "Device -> Pageable" in k.name
                  or "Memcpy DtoH" in k.name)
-        stack.extend(ev.cpu_children)
+        stack.extend(child_events(ev))
     return n
 
 

@@ -65,6 +65,7 @@ import torch
 from torch import nn
 
 from dsocr_trace.validate import harness
+from dsocr_trace.validate.events import child_events
 
 PASSES = ("forward", "backward", "recompute", "optimizer")
 PART_PREFIX = "dsocr:"
@@ -141,7 +142,7 @@ def walk_train_step(events: list[Any], cpu_time: bool = False) -> dict[str, Any]
         else:
             us, n = _kernels(ev)
             add((pass_name, module), piece if part == "optimizer" else None, us, n)
-        for ch in ev.cpu_children:
+        for ch in child_events(ev):
             visit(ch, part, module, piece)
 
     parts = {e.name[len(PART_PREFIX):]: e for e in events if e.name.startswith(PART_PREFIX)}
