@@ -1,6 +1,6 @@
 """Does a host probe predict the host cost of eager decode? Leave-one-setting-out on the lent H200.
 
-    python scripts/host_check.py      # writes benchmarks/results/h200-host/host-check.md
+    python scripts/host_check.py [FOLDER]     # default benchmarks/results/h200-host; writes FOLDER/host-check.md
 
 Measured (benchmarks/validation/run_h200_host.sh): one H200 driven by one pinned CPU core at four host
 settings (alone, SMT sibling busy, core shared with one and two busy loops); at each, the CPU-only probe
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,13 @@ def wall_errors(measured: dict[str, Any], prof: Profile, spec: DeviceSpec) -> li
     return [r["wall"]["error"] for r in validate_measured(measured, prof, spec, MODEL)["runs"]]
 
 
-def main() -> None:
+def main(results: Path = RESULTS) -> None:
     spec = load_device("h200")
     prof = packaged_profile(spec)
     data = {}
     for s in SETTINGS:
-        meas = json.loads((RESULTS / s / "measured.json").read_text())
-        probe = json.loads((RESULTS / s / "probe.json").read_text())
+        meas = json.loads((results / s / "measured.json").read_text())
+        probe = json.loads((results / s / "probe.json").read_text())
         data[s] = {"measured": meas, "per_call": host_per_call(host_rows(MODEL, meas["runs"])),
                    "cpu": probe["cpu_op_s"], "cuda": probe["cuda"]["host_op_s"]}
     lines = ["# Host probe vs eager decode walls (H200, one pinned core, four host settings)", "",
@@ -64,9 +65,9 @@ def main() -> None:
                      + " | ".join(cells) + " |")
     lines += ["", "All steps: " + ", ".join(f"{k}: median {statistics.median(v):.0%}, worst {max(v):.0%}"
                                            for k, v in summary.items()), ""]
-    (RESULTS / "host-check.md").write_text("\n".join(lines))
+    (results / "host-check.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS)

@@ -44,3 +44,14 @@ def test_a_kernel_whose_tiles_cross_a_wave_boundary_gives_way_to_the_neighbours(
     # next to a measured size with the same waves, that size's kernel stays
     near = fam.predict(lm_head(520))
     assert near is not None and near.tile == (176, 192) and near.seconds == pytest.approx(281.8e-6, rel=0.05)
+
+
+def test_nvjet_tile_orientation() -> None:
+    """TNT names list (N, M); TNN names (M, N), except a first side under 64, which is N: a Hopper warpgroup
+    MMA spans at least 64 rows (decode's 8x64 TNN kernels run N / 8 CTAs: 4.8x slower on 16 of 132 SMs)."""
+    from dsocr_trace.kernels.gemm import tile_of
+
+    assert tile_of(["nvjet_sm90_tst_512x24_64x3_2x1_v_bz_TNT"]) == (24, 512)
+    assert tile_of(["nvjet_sm90_tst_256x128_64x4_2x1_v_bz_coopA_TNN"]) == (256, 128)
+    assert tile_of(["nvjet_sm90_tst_8x64_64x16_2x1_v_bz_bias_TNN"]) == (64, 8)
+    assert tile_of(["Memset (Device)", "nvjet_sm90_tst_16x64_64x16_2x1_v_bz_TNN"]) == (64, 16)

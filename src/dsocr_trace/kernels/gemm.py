@@ -2,8 +2,8 @@
 
 Ideal: max(compute, memory), with compute wave-quantized: tiles = batch * ceil(M / tm) * ceil(N / tn) of
 the kernel the library picks (its name tells tm x tn: nvjet_sm90_tst_<a>x<b>_..._TN<x>, where TNT kernels
-tile (N, M) = (a, b) and TNN kernels (M, N) = (a, b)), waves = ceil(tiles / SMs), each wave one tile per SM:
-compute = waves * 2 * tm * tn * K / (peak / SMs). Memory = bytes / bandwidth (a GEMV streams the weight).
+tile (N, M) = (a, b) and TNN kernels (M, N) = (a, b) unless a < 64), waves = ceil(tiles / SMs), each wave one
+tile per SM: compute = waves * 2 * tm * tn * K / (peak / SMs). Memory = bytes / bandwidth (a GEMV streams the weight).
 
 Efficiency per class (op, N, K, batch, weight, dtype) is measured on the calibration sweep's M ladder and
 held at the ends; between two measured points the nearer point's kernel (its tile and efficiency, on its own
@@ -45,7 +45,10 @@ def tile_of(kernels: Sequence[str]) -> tuple[int, int] | None:
         m = _NVJET.search(name)
         if m:
             a, b = int(m.group(1)), int(m.group(2))
-            return (b, a) if m.group(3).endswith("T") else (a, b)
+            # TNT names tile (N, M); TNN names (M, N), except a first side under 64: a Hopper warpgroup MMA
+            # spans at least 64 rows, so that side is N (decode's 8x64 / 16x64 TNN kernels run N / 8 or N / 16
+            # CTAs: measured 4.8x slower on 16 of 132 SMs at M 5, N 768)
+            return (b, a) if m.group(3).endswith("T") or a < 64 <= b else (a, b)
         if _GEMV.search(name):
             continue
         for pat in _TILE_NAMES:

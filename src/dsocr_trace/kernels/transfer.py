@@ -29,9 +29,11 @@ and assumed otherwise. One kernel's source time t_S is split in two:
 
 The constants were set on the H200's SM partitions (operator sweeps timed inside 16, 32, 66 and 100 SMs against
 the full card: every 4th op of the fixed sweep and every decode-attention, grouped-GEMM and convolution op of it,
-`python scripts/cross_gpu.py`): a grid search on three partitions' op errors, the fourth held out. Three of the
-four folds chose the values below (the fourth a longer RATE_LONG_S); held out, the partitions' per-stage medians
-were 5.0/4.0/4.6/3.9% (benchmarks/results/cross-gpu). MEMORY_BYTES_PER_SM_CYCLE is at least 13.4 physically:
+`python scripts/cross_gpu.py`): a grid search on three partitions' op errors, the fourth held out. Every fold
+chose BLOCK_BYTES, COPY_BYTES_PER_SM_CYCLE and TENSOR_BYTES_PER_SM_CYCLE as below and three of four
+GROUPED_FULL_ROWS; the folds split two and two on MEMORY_BYTES_PER_SM_CYCLE (20 / 28), RATE_LONG_S and
+ROWWISE_SM_EXPONENT (near ties in op error); held out, the partitions' per-stage medians were 3.6/4.0/5.2/3.9%
+(benchmarks/results/cross-gpu). MEMORY_BYTES_PER_SM_CYCLE is at least 13.4 physically:
 the full H200 runs a large add at ~3.5 TB/s on 132 SMs at 1.98 GHz. COPY_BYTES_PER_SM_CYCLE sits at the grid's
 top: a copy is held by the memory, not the SMs, down to 16 SMs.
 """

@@ -5,7 +5,8 @@ machine that drives the GPU decides the eager wall. This probe times the same ti
 (an allocating add, an add with out=, F.linear, an nn.Linear call) on 8-element CPU tensors, where the kernel
 itself is ~100 ns and what is timed is Python, the dispatcher and the allocator. How well either figure predicts
 the in-model host cost per call (`analyze --host-us-per-call`) is measured by scripts/host_check.py on the
-settings of benchmarks/results/h200-host (one H200 host): not yet well enough to map a CPU figure automatically.
+settings of benchmarks/results/h200-host and h200-host-long (one H200 host each, 2,000-call and 50 ms loops):
+not yet well enough to map a CPU figure automatically.
 
 Output JSON (schema dsocr-trace/host-probe/1): {"schema", "cpu_op_s", "cpu_op_inplace_s", "cpu_linear_s",
 "cpu_module_s", "python_call_s", "host": {"cpu", "cpus", "python", "torch"}, "cuda": {calibrate's host probe
@@ -29,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "dsocr-trace/host-probe/1"
-CALLS = 2000  # per timed loop: ~5-20 ms, longer than a scheduler slice on a loaded machine
+CALLS = 2000  # calls per timed loop at least
+# and each timed loop lasts at least this long: time-slicing with a co-runner shows only over several scheduler
+# slices (2,000-call loops of ~5 ms read +42% with one co-runner where the model's own calls took +89%)
+LOOP_S = 0.05
 LOOPS = 9
 
 
@@ -44,7 +48,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _per_call(fn: Callable[[], Any], calls: int, loops: int) -> float:
+def _per_call(fn: Callable[[], Any], calls: int, loops: int, loop_s: float = 0.0) -> float:
+    """Median seconds per call over `loops` timed loops of `calls` calls, more calls where a loop would last less
+    than `loop_s` (sized from one untimed loop)."""
+    if loop_s > 0:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        calls = max(calls, int(loop_s / max((time.perf_counter() - t0) / calls, 1e-9)) + 1)
     vals = []
     for _ in range(loops):
         t0 = time.perf_counter()
@@ -54,8 +65,9 @@ def _per_call(fn: Callable[[], Any], calls: int, loops: int) -> float:
     return statistics.median(vals)
 
 
-def probe_cpu(calls: int = CALLS, loops: int = LOOPS) -> dict[str, float]:
-    """Seconds per tiny torch call on CPU tensors (median of `loops` loops of `calls` calls)."""
+def probe_cpu(calls: int = CALLS, loops: int = LOOPS, loop_s: float = LOOP_S) -> dict[str, float]:
+    """Seconds per tiny torch call on CPU tensors (median of `loops` loops of at least `calls` calls and
+    `loop_s` seconds each)."""
     import torch
     import torch.nn.functional as F
 
@@ -70,12 +82,12 @@ def probe_cpu(calls: int = CALLS, loops: int = LOOPS) -> dict[str, float]:
 
     with torch.no_grad():
         _per_call(lambda: a + b, calls, 2)  # warm-up: allocator caches, dispatcher paths
-        op = _per_call(lambda: a + b, calls, loops)
-        inplace = _per_call(lambda: torch.add(a, b, out=c), calls, loops)
-        functional = _per_call(lambda: F.linear(x, w, bias), calls, loops)
-        module = _per_call(lambda: lin(x), calls, loops)
+        op = _per_call(lambda: a + b, calls, loops, loop_s)
+        inplace = _per_call(lambda: torch.add(a, b, out=c), calls, loops, loop_s)
+        functional = _per_call(lambda: F.linear(x, w, bias), calls, loops, loop_s)
+        module = _per_call(lambda: lin(x), calls, loops, loop_s)
     return {"cpu_op_s": op, "cpu_op_inplace_s": inplace, "cpu_linear_s": functional,
-            "cpu_module_s": module - functional, "python_call_s": _per_call(nothing, calls * 10, loops)}
+            "cpu_module_s": module - functional, "python_call_s": _per_call(nothing, calls * 10, loops, loop_s)}
 
 
 def probe(cuda: bool = False) -> dict[str, Any]:
