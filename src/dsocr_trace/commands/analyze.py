@@ -49,7 +49,22 @@ SUMMARY_NOTE = ("device: summed kernel time; host: CPU time issuing the stage's 
                 "device time. kernels: launches of the chosen execution.")
 
 
+NARROW_COLUMNS = 120
+NARROW_NOTE = (" Narrow terminal: tensor = tensor-core FLOPs (F), kern = kernels, times in ms; CUDA-core FLOPs, "
+               "FLOP/B and op counts left out (a wider terminal or --json shows them).")
+
+
+def _short(x: float, unit: str) -> str:
+    """A quantity in at most ~6 characters: 976.4G -> '976G', 11.2e9 -> '11.2G'."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            v = x / scale
+            return f"{v:.0f}{prefix}{unit}" if abs(v) >= 100 else f"{v:.3g}{prefix}{unit}"
+    return f"{x:.0f}{unit}"
+
+
 def print_summary(report: dict[str, Any]) -> None:
+    from rich import box
     from rich.table import Table
 
     from dsocr_trace.hardware.provenance import provenance_of_report
@@ -60,18 +75,28 @@ def print_summary(report: dict[str, Any]) -> None:
     title = (f"{report['model']['id']}  mode {wl['label']}  vision tokens {wl['vision_tokens']}  "
              f"prefill {wl['prefill_tokens']} tok  batch {wl['batch']}  decode KV {wl['decode_kv_len']}")
     preds = report.get("predictions") or {}
-    t = Table(title=title, title_justify="left", caption=SUMMARY_NOTE if preds else None, caption_justify="left")
-    for col in ("stage", "tensor-core", "CUDA-core", "bytes", "FLOP/B", "kernels", "ops"):
-        t.add_column(col, justify="right" if col != "stage" else "left")
+    # a terminal under 120 columns gets the table without CUDA-core FLOPs, FLOP/B and ops, short units and no
+    # rules, so no cell is cut at 80 columns (--json and report.json hold every column)
+    narrow = con.width < NARROW_COLUMNS
+    note = SUMMARY_NOTE + (NARROW_NOTE if narrow else "") if preds else (NARROW_NOTE.strip() if narrow else None)
+    t = Table(title=title, title_justify="left", caption=note, caption_justify="left",
+              box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+    cols = ("stage", "tensor", "bytes", "kern") if narrow else \
+        ("stage", "tensor-core", "CUDA-core", "bytes", "FLOP/B", "kernels", "ops")
+    for col in cols:
+        t.add_column(col, justify="right" if col != "stage" else "left", no_wrap=narrow)
     if preds:
-        for col in ("device ms", "host ms", "wall ms", "bound"):
-            t.add_column(col, justify="right")
+        for col in ("dev ms", "host", "wall", "bound") if narrow else ("device ms", "host ms", "wall ms", "bound"):
+            t.add_column(col, justify="right", no_wrap=narrow)
+    fmt = _short if narrow else _fmt
     for name, s in stage_view(report).items():
-        row = [name, _fmt(s["tc_flops"], "FLOP"), _fmt(s["cc_flops"], "FLOP"), _fmt(s["bytes"], "B"),
-               f"{s['intensity_flop_per_byte']:.1f}", str(s["kernels"]), str(s["ops"])]
+        row = [name, fmt(s["tc_flops"], "F"), fmt(s["bytes"], "B"), str(s["kernels"])] if narrow else \
+            [name, _fmt(s["tc_flops"], "FLOP"), _fmt(s["cc_flops"], "FLOP"), _fmt(s["bytes"], "B"),
+             f"{s['intensity_flop_per_byte']:.1f}", str(s["kernels"]), str(s["ops"])]
         if preds:
-            row += [f"{s['device_s'] * 1e3:.3f}", f"{s['host_s'] * 1e3:.3f}", f"{s['wall_s'] * 1e3:.3f}",
-                    s["bound"]] if "device_s" in s else ["-", "-", "-", "-"]
+            digits = 2 if narrow else 3
+            row += [f"{s['device_s'] * 1e3:.{digits}f}", f"{s['host_s'] * 1e3:.{digits}f}",
+                    f"{s['wall_s'] * 1e3:.{digits}f}", s["bound"]] if "device_s" in s else ["-", "-", "-", "-"]
         t.add_row(*row)
     con.print(t)
     cov = report["coverage"]
@@ -384,26 +409,34 @@ def add_train_section(report: dict[str, Any], model: str, wl: Any, cfg: Any, opt
 
 
 def print_train_summary(report: dict[str, Any]) -> None:
+    from rich import box
     from rich.table import Table
 
     t = report["train"]
     preds = (t.get("predictions") or {}).get("stages", {})
+    con = console()
+    narrow = con.width < NARROW_COLUMNS  # as print_summary: short units and headers, no rules, nothing cut
     table = Table(title=f"training step ({t['config']['trainable']}, {t['config']['optimizer']}, "
                         f"{t['config']['precision']}, checkpointing {'on' if t['config']['checkpointing'] else 'off'})",
-                  title_justify="left")
-    cols = ["stage", "forward FLOP", "backward FLOP", "recompute FLOP", "optimizer FLOP", "bytes"]
+                  title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow,
+                  caption="FLOPs per pass (F): forward, backward, recompute, optimizer; bytes; device and wall ms"
+                  if narrow else None, caption_justify="left")
+    cols = ["stage", "fwd", "bwd", "recomp", "optim", "bytes"] if narrow else \
+        ["stage", "forward FLOP", "backward FLOP", "recompute FLOP", "optimizer FLOP", "bytes"]
     if preds:
-        cols += ["device ms", "wall ms"]
+        cols += ["dev", "wall"] if narrow else ["device ms", "wall ms"]
     for col in cols:
-        table.add_column(col, justify="left" if col == "stage" else "right")
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=narrow)
+    fmt = _short if narrow else _fmt
     for name, s in t["stages"].items():
-        row = [name] + [_fmt(s[p]["flops"], "FLOP") for p in ("forward", "backward", "recompute", "optimizer")]
-        row.append(_fmt(s["total"]["bytes"], "B"))
+        row = [name] + [fmt(s[p]["flops"], "F" if narrow else "FLOP")
+                        for p in ("forward", "backward", "recompute", "optimizer")]
+        row.append(fmt(s["total"]["bytes"], "B"))
         if preds:
             ps = preds.get(name, {})
-            row += [f"{ps.get('device_s', 0) * 1e3:.3f}", f"{ps.get('wall_s', 0) * 1e3:.3f}"]
+            digits = 2 if narrow else 3
+            row += [f"{ps.get('device_s', 0) * 1e3:.{digits}f}", f"{ps.get('wall_s', 0) * 1e3:.{digits}f}"]
         table.add_row(*row)
-    con = console()
     con.print(table)
     m = t["memory"]
     pk = m["peak"]
