@@ -58,35 +58,72 @@ def check_rank(rank: str) -> str:
     return rank
 
 
-def _fit_cell(r: Mapping[str, Any]) -> str:
+def _fit_cell(r: Mapping[str, Any], short: bool = False) -> str:
     if "fits" not in r:
         return "?"
+    if short:
+        used = f"{_gib(r['memory_total_bytes'])}/{_gib(r['device_memory_bytes'])}"
+        return used if r["fits"] else f"[bold red]{used}[/]"
     used = f"{_gib(r['memory_total_bytes'])} / {_gib(r['device_memory_bytes'])}"
     return f"yes {used}" if r["fits"] else f"[bold red]NO {used}[/]"
 
 
-def sweep_table(rows: Sequence[Mapping[str, Any]], limit: int = 12, rank: str = "measured") -> Any:
-    """A rich Table of the best `limit` points (ranked by `rank_key`), then the best that do not fit."""
+# a terminal under this many columns gets the compact tables: no rules, short headers and trust words, so no
+# cell is cut at 80 columns (the caption spells the short forms out)
+NARROW_COLUMNS = 120
+TRUST_SHORT = {"validated": "valid", "modelled": "model", "extrapolated": "extrap", "transferred": "xfer",
+               "datasheet": "sheet", "calibrated": "calib"}
+NARROW_CAPTION = ("trust: valid = validated, model = modelled, extrap = extrapolated, xfer = transferred, sheet = "
+                  "datasheet; B = batch; pages per GPU-day; GiB used / on the GPU (red: does not fit)")
+
+
+def _trust(r: Mapping[str, Any], narrow: bool) -> str:
+    word = str(r.get("confidence") or profile_kind(str(r.get("profile", ""))))
+    return TRUST_SHORT.get(word, word) if narrow else word
+
+
+def _table(title: str, narrow: bool, caption: str | None = None) -> Any:
+    from rich import box
     from rich.table import Table
 
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+                 pad_edge=not narrow, padding=(0, 0) if narrow else (0, 1), caption=caption, caption_justify="left")
+
+
+def _short_count(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    return f"{x / 1e3:.1f}k" if x >= 1e4 else f"{x:,.0f}"
+
+
+def sweep_table(rows: Sequence[Mapping[str, Any]], limit: int = 12, rank: str = "measured",
+                narrow: bool = False) -> Any:
+    """A rich Table of the best `limit` points (ranked by `rank_key`), then the best that do not fit; `narrow`:
+    the compact layout of a terminal under NARROW_COLUMNS."""
     ranked = sorted(rows, key=lambda r: rank_key(r, rank))
     fit = [r for r in ranked if r.get("fits", True)]
     unfit = [r for r in ranked if not r.get("fits", True)]
     shown = fit[:limit]
     shown += unfit[: max(3, limit - len(shown))] if unfit else []
     order = RANK_ORDER[rank]
-    t = Table(title=f"Best of {len(rows)} points by {order} ({len(unfit)} do not fit in GPU memory)",
-              title_justify="left")
-    for col, just in (("#", "right"), ("mode", "left"), ("device", "left"), ("trust", "left"),
-                      ("execution", "left"), ("batch", "right"), ("out tok", "right"), ("TTFT ms", "right"),
-                      ("ms/token", "right"), ("pages/GPU-day", "right"), ("fits: GiB used / GPU", "left")):
-        t.add_column(col, justify=just, no_wrap=col in ("mode", "device", "fits: GiB used / GPU"))  # type: ignore[arg-type]
+    t = _table(f"Best of {len(rows)} points by {order} ({len(unfit)} do not fit in GPU memory)", narrow,
+               NARROW_CAPTION if narrow else None)
+    cols = ((("mode", "left"), ("device", "left"), ("trust", "left"), ("exec", "left"), ("B", "right"),
+             ("out", "right"), ("TTFT ms", "right"), ("ms/tok", "right"), ("pages", "right"), ("GiB", "left"))
+            if narrow else
+            (("#", "right"), ("mode", "left"), ("device", "left"), ("trust", "left"), ("execution", "left"),
+             ("batch", "right"), ("out tok", "right"), ("TTFT ms", "right"), ("ms/token", "right"),
+             ("pages/GPU-day", "right"), ("fits: GiB used / GPU", "left")))
+    for col, just in cols:
+        t.add_column(col, justify=just, no_wrap=narrow or col in ("mode", "device", "fits: GiB used / GPU"))  # type: ignore[arg-type]
     for i, r in enumerate(shown, 1):
         style = None if r.get("fits", True) else "dim"
-        t.add_row(str(i), str(r["mode"]), str(r["device"]),
-                  str(r.get("confidence") or profile_kind(str(r.get("profile", "")))),
-                  str(r["execution"]), str(r["batch"]), str(r["output_tokens"]), f"{r['ttft_s'] * 1e3:,.1f}",
-                  f"{r['tpot_mean_s'] * 1e3:,.2f}", f"{r['pages_per_gpu_day']:,.0f}", _fit_cell(r), style=style)
+        cells = [str(r["mode"]), str(r["device"]), _trust(r, narrow), str(r["execution"]), str(r["batch"]),
+                 str(r["output_tokens"]), f"{r['ttft_s'] * 1e3:,.1f}", f"{r['tpot_mean_s'] * 1e3:,.2f}"]
+        if narrow:
+            t.add_row(*cells, _short_count(r["pages_per_gpu_day"]), _fit_cell(r, short=True), style=style)
+        else:
+            t.add_row(str(i), *cells, f"{r['pages_per_gpu_day']:,.0f}", _fit_cell(r), style=style)
     return t
 
 
@@ -135,7 +172,7 @@ def sweep_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def print_sweep_summary(rows: Sequence[Mapping[str, Any]], con: Any = None, rank: str = "measured") -> None:
     con = con or console()
-    con.print(sweep_table(rows, rank=rank))
+    con.print(sweep_table(rows, rank=rank, narrow=con.width < NARROW_COLUMNS))
     for line in sweep_notes(rows):
         con.print(line, highlight=False)
 
@@ -291,21 +328,26 @@ def best_per_gpu(rows: Sequence[Mapping[str, Any]], rank: str = "measured") -> l
     return sorted(best.values(), key=lambda r: rank_key(r, rank))
 
 
-def plan_table(rows: Sequence[Mapping[str, Any]], title: str) -> Any:
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    for col, just in (("#", "right"), ("device", "left"), ("trust", "left"), ("execution", "left"),
-                      ("batch", "right"), ("TTFT ms", "right"), ("ms/token", "right"),
-                      ("pages/GPU-day", "right"), ("USD/1M pages", "right"), ("GiB used / GPU", "left")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+def plan_table(rows: Sequence[Mapping[str, Any]], title: str, narrow: bool = False) -> Any:
+    t = _table(title, narrow, NARROW_CAPTION.replace("pages per GPU-day", "pages per GPU-day; USD per 1M pages")
+               if narrow else None)
+    cols = ((("device", "left"), ("trust", "left"), ("exec", "left"), ("B", "right"), ("TTFT ms", "right"),
+             ("ms/tok", "right"), ("pages", "right"), ("USD/1M", "right"), ("GiB", "left")) if narrow else
+            (("#", "right"), ("device", "left"), ("trust", "left"), ("execution", "left"), ("batch", "right"),
+             ("TTFT ms", "right"), ("ms/token", "right"), ("pages/GPU-day", "right"), ("USD/1M pages", "right"),
+             ("GiB used / GPU", "left")))
+    for col, just in cols:
+        t.add_column(col, justify=just, no_wrap=narrow)  # type: ignore[arg-type]
     for i, r in enumerate(rows, 1):
         usd = r.get("usd_per_million_pages")
-        t.add_row(str(i), str(r["device"]), str(r.get("confidence") or profile_kind(str(r["profile"]))),
-                  str(r["execution"]), str(r["batch"]),
-                  f"{r['ttft_s'] * 1e3:,.1f}", f"{r['tpot_mean_s'] * 1e3:,.2f}", f"{r['pages_per_gpu_day']:,.0f}",
-                  "-" if usd is None else f"{usd:,.0f}",
-                  f"{_gib(r['memory_total_bytes'])} / {_gib(r['device_memory_bytes'])}")
+        cells = [str(r["device"]), _trust(r, narrow), str(r["execution"]), str(r["batch"]),
+                 f"{r['ttft_s'] * 1e3:,.1f}", f"{r['tpot_mean_s'] * 1e3:,.2f}"]
+        if narrow:
+            t.add_row(*cells, _short_count(r["pages_per_gpu_day"]), "-" if usd is None else f"{usd:,.0f}",
+                      f"{_gib(r['memory_total_bytes'])}/{_gib(r['device_memory_bytes'])}")
+        else:
+            t.add_row(str(i), *cells, f"{r['pages_per_gpu_day']:,.0f}", "-" if usd is None else f"{usd:,.0f}",
+                      f"{_gib(r['memory_total_bytes'])} / {_gib(r['device_memory_bytes'])}")
     return t
 
 
@@ -417,7 +459,7 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
     if best:
         order = RANK_ORDER[rank] + (" (--rank throughput to drop measured-first)" if rank != "throughput" else "")
         con.print(plan_table(best, f"Meets {targets.describe()} for {workload}: the best batch of each GPU and "
-                                   f"execution, by {order}"))
+                                   f"execution, by {order}", narrow=con.width < NARROW_COLUMNS))
         met = sum(1 for r in rows if r["meets"])
         con.print(f"{met} of {len(rows)} evaluated points meet the targets"
                   + (f"; every point in {out}" if out is not None else "; --out FILE writes every point"),
