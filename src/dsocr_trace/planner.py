@@ -23,7 +23,7 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import Profile, profile_from_document, profile_kind, read_document
 from dsocr_trace.hardware.spec import DeviceSpec, catalog, load_device
 from dsocr_trace.hardware.validated import measured_executions
-from dsocr_trace.report.console import console
+from dsocr_trace.report.console import console, is_narrow, summary_table
 from dsocr_trace.sweep import run_sweep
 from dsocr_trace.workload import DEFAULT_PROMPT_TOKENS
 
@@ -68,9 +68,7 @@ def _fit_cell(r: Mapping[str, Any], short: bool = False) -> str:
     return f"yes {used}" if r["fits"] else f"[bold red]NO {used}[/]"
 
 
-# a terminal under this many columns gets the compact tables: no rules, short headers and trust words, so no
-# cell is cut at 80 columns (the caption spells the short forms out)
-NARROW_COLUMNS = 120
+# the narrow tables' trust words (report.console.is_narrow), spelled out in their caption
 TRUST_SHORT = {"validated": "valid", "modelled": "model", "extrapolated": "extrap", "transferred": "xfer",
                "datasheet": "sheet", "calibrated": "calib"}
 NARROW_CAPTION = ("trust: valid = validated, model = modelled, extrap = extrapolated, xfer = transferred, sheet = "
@@ -82,14 +80,6 @@ def _trust(r: Mapping[str, Any], narrow: bool) -> str:
     return TRUST_SHORT.get(word, word) if narrow else word
 
 
-def _table(title: str, narrow: bool, caption: str | None = None) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
-                 pad_edge=not narrow, padding=(0, 0) if narrow else (0, 1), caption=caption, caption_justify="left")
-
-
 def _short_count(x: float) -> str:
     if x >= 1e6:
         return f"{x / 1e6:.2f}M"
@@ -99,15 +89,15 @@ def _short_count(x: float) -> str:
 def sweep_table(rows: Sequence[Mapping[str, Any]], limit: int = 12, rank: str = "measured",
                 narrow: bool = False) -> Any:
     """A rich Table of the best `limit` points (ranked by `rank_key`), then the best that do not fit; `narrow`:
-    the compact layout of a terminal under NARROW_COLUMNS."""
+    the compact layout of a narrow terminal (report.console.is_narrow)."""
     ranked = sorted(rows, key=lambda r: rank_key(r, rank))
     fit = [r for r in ranked if r.get("fits", True)]
     unfit = [r for r in ranked if not r.get("fits", True)]
     shown = fit[:limit]
     shown += unfit[: max(3, limit - len(shown))] if unfit else []
     order = RANK_ORDER[rank]
-    t = _table(f"Best of {len(rows)} points by {order} ({len(unfit)} do not fit in GPU memory)", narrow,
-               NARROW_CAPTION if narrow else None)
+    t = summary_table(f"Best of {len(rows)} points by {order} ({len(unfit)} do not fit in GPU memory)", narrow,
+                      NARROW_CAPTION if narrow else None, tight=True)
     cols = ((("mode", "left"), ("device", "left"), ("trust", "left"), ("exec", "left"), ("B", "right"),
              ("out", "right"), ("TTFT ms", "right"), ("ms/tok", "right"), ("pages", "right"), ("GiB", "left"))
             if narrow else
@@ -172,7 +162,7 @@ def sweep_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def print_sweep_summary(rows: Sequence[Mapping[str, Any]], con: Any = None, rank: str = "measured") -> None:
     con = con or console()
-    con.print(sweep_table(rows, rank=rank, narrow=con.width < NARROW_COLUMNS))
+    con.print(sweep_table(rows, rank=rank, narrow=is_narrow(con)))
     for line in sweep_notes(rows):
         con.print(line, highlight=False)
 
@@ -329,8 +319,8 @@ def best_per_gpu(rows: Sequence[Mapping[str, Any]], rank: str = "measured") -> l
 
 
 def plan_table(rows: Sequence[Mapping[str, Any]], title: str, narrow: bool = False) -> Any:
-    t = _table(title, narrow, NARROW_CAPTION.replace("pages per GPU-day", "pages per GPU-day; USD per 1M pages")
-               if narrow else None)
+    t = summary_table(title, narrow, NARROW_CAPTION.replace("pages per GPU-day", "pages per GPU-day; USD per 1M pages")
+                      if narrow else None, tight=True)
     cols = ((("device", "left"), ("trust", "left"), ("exec", "left"), ("B", "right"), ("TTFT ms", "right"),
              ("ms/tok", "right"), ("pages", "right"), ("USD/1M", "right"), ("GiB", "left")) if narrow else
             (("#", "right"), ("device", "left"), ("trust", "left"), ("execution", "left"), ("batch", "right"),
@@ -459,7 +449,7 @@ def plan_command(*, model: str, mode: str, crops: str | None = None, image_size:
     if best:
         order = RANK_ORDER[rank] + (" (--rank throughput to drop measured-first)" if rank != "throughput" else "")
         con.print(plan_table(best, f"Meets {targets.describe()} for {workload}: the best batch of each GPU and "
-                                   f"execution, by {order}", narrow=con.width < NARROW_COLUMNS))
+                                   f"execution, by {order}", narrow=is_narrow(con)))
         met = sum(1 for r in rows if r["meets"])
         con.print(f"{met} of {len(rows)} evaluated points meet the targets"
                   + (f"; every point in {out}" if out is not None else "; --out FILE writes every point"),

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from dsocr_trace.analyze import Analysis, run_analysis
-from dsocr_trace.commands.common import GIB, _fmt, check_html_target, resolve_device, warn, with_host
+from dsocr_trace.commands.common import GIB, _fmt, _short, check_html_target, resolve_device, warn, with_host
 from dsocr_trace.errors import UserError
 from dsocr_trace.report.build import build_report, dumps
-from dsocr_trace.report.console import console
+from dsocr_trace.report.console import console, is_narrow, summary_table
 from dsocr_trace.report.output import atomic_dir, atomic_file
 from dsocr_trace.workload import DEFAULT_GUNDAM_PAGE, make_workload
 
@@ -49,24 +49,11 @@ SUMMARY_NOTE = ("device: summed kernel time; host: CPU time issuing the stage's 
                 "device time. kernels: launches of the chosen execution.")
 
 
-NARROW_COLUMNS = 120
 NARROW_NOTE = (" Narrow terminal: tensor = tensor-core FLOPs (F), kern = kernels, times in ms; CUDA-core FLOPs, "
                "FLOP/B and op counts left out (a wider terminal or --json shows them).")
 
 
-def _short(x: float, unit: str) -> str:
-    """A quantity in at most ~6 characters: 976.4G -> '976G', 11.2e9 -> '11.2G'."""
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            v = x / scale
-            return f"{v:.0f}{prefix}{unit}" if abs(v) >= 100 else f"{v:.3g}{prefix}{unit}"
-    return f"{x:.0f}{unit}"
-
-
 def print_summary(report: dict[str, Any]) -> None:
-    from rich import box
-    from rich.table import Table
-
     from dsocr_trace.hardware.provenance import provenance_of_report
 
     wl = report["workload"]
@@ -77,10 +64,9 @@ def print_summary(report: dict[str, Any]) -> None:
     preds = report.get("predictions") or {}
     # a terminal under 120 columns gets the table without CUDA-core FLOPs, FLOP/B and ops, short units and no
     # rules, so no cell is cut at 80 columns (--json and report.json hold every column)
-    narrow = con.width < NARROW_COLUMNS
+    narrow = is_narrow(con)
     note = SUMMARY_NOTE + (NARROW_NOTE if narrow else "") if preds else (NARROW_NOTE.strip() if narrow else None)
-    t = Table(title=title, title_justify="left", caption=note, caption_justify="left",
-              box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+    t = summary_table(title, narrow, note)
     cols = ("stage", "tensor", "bytes", "kern") if narrow else \
         ("stage", "tensor-core", "CUDA-core", "bytes", "FLOP/B", "kernels", "ops")
     for col in cols:
@@ -409,18 +395,15 @@ def add_train_section(report: dict[str, Any], model: str, wl: Any, cfg: Any, opt
 
 
 def print_train_summary(report: dict[str, Any]) -> None:
-    from rich import box
-    from rich.table import Table
-
     t = report["train"]
     preds = (t.get("predictions") or {}).get("stages", {})
     con = console()
-    narrow = con.width < NARROW_COLUMNS  # as print_summary: short units and headers, no rules, nothing cut
-    table = Table(title=f"training step ({t['config']['trainable']}, {t['config']['optimizer']}, "
-                        f"{t['config']['precision']}, checkpointing {'on' if t['config']['checkpointing'] else 'off'})",
-                  title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow,
-                  caption="FLOPs per pass (F): forward, backward, recompute, optimizer; bytes; device and wall ms"
-                  if narrow else None, caption_justify="left")
+    narrow = is_narrow(con)  # as print_summary: short units and headers, no rules, nothing cut
+    table = summary_table(f"training step ({t['config']['trainable']}, {t['config']['optimizer']}, "
+                          f"{t['config']['precision']}, checkpointing "
+                          f"{'on' if t['config']['checkpointing'] else 'off'})", narrow,
+                          "FLOPs per pass (F): forward, backward, recompute, optimizer; bytes; device and wall ms"
+                          if narrow else None)
     cols = ["stage", "fwd", "bwd", "recomp", "optim", "bytes"] if narrow else \
         ["stage", "forward FLOP", "backward FLOP", "recompute FLOP", "optimizer FLOP", "bytes"]
     if preds:

@@ -9,11 +9,25 @@ from dsocr_trace.errors import UserError
 from dsocr_trace.report.output import check_target
 
 
-def _fmt(x: float, unit: str) -> str:
+def _si(x: float) -> tuple[float, str]:
+    """x in the largest SI prefix (k to T) it reaches: (value, prefix)."""
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= scale:
-            return f"{x / scale:,.2f} {prefix}{unit}"
-    return f"{x:,.0f} {unit}"
+            return x / scale, prefix
+    return x, ""
+
+
+def _fmt(x: float, unit: str) -> str:
+    v, prefix = _si(x)
+    return f"{v:,.2f} {prefix}{unit}" if prefix else f"{x:,.0f} {unit}"
+
+
+def _short(x: float, unit: str) -> str:
+    """A quantity in at most ~6 characters, for narrow tables: 976.4G -> '976G', 11.2e9 -> '11.2G'."""
+    v, prefix = _si(x)
+    if not prefix:
+        return f"{x:.0f}{unit}"
+    return f"{v:.0f}{prefix}{unit}" if abs(v) >= 100 else f"{v:.3g}{prefix}{unit}"
 
 
 def warn(message: str) -> None:

@@ -63,20 +63,18 @@ def is_gemv(kernels: Sequence[str]) -> bool:
     return any(_GEMV.search(n) for n in kernels) and tile_of(kernels) is None
 
 
+def waves_at(q: Query, m: float, tile: tuple[int, int], hw: Hw) -> int:
+    """Waves of `tile` for q's product at M = m: ceil(batch * ceil(m / tm) * ceil(N / tn) / SMs)."""
+    _, n, _, batch = q.detail
+    return math.ceil(batch * math.ceil(m / tile[0]) * math.ceil(n / tile[1]) / hw.sm_count)
+
+
 def quantized_compute(q: Query, hw: Hw, tile: tuple[int, int] | None) -> float:
     if tile is None or not q.detail:
         return q.tc_flops / hw.tc_flops
-    m, n, k, batch = q.detail
+    m, _, k, _ = q.detail
     tm, tn = tile
-    tiles = batch * math.ceil(m / tm) * math.ceil(n / tn)
-    waves = math.ceil(tiles / hw.sm_count)
-    return waves * 2.0 * tm * tn * k / (hw.tc_flops / hw.sm_count)
-
-
-def waves_at(q: Query, m: float, tile: tuple[int, int], hw: Hw) -> int:
-    """Waves of `tile` for q's product at M = m."""
-    _, n, _, batch = q.detail
-    return math.ceil(batch * math.ceil(m / tile[0]) * math.ceil(n / tile[1]) / hw.sm_count)
+    return waves_at(q, m, tile, hw) * 2.0 * tm * tn * k / (hw.tc_flops / hw.sm_count)
 
 
 def ideal(q: Query, hw: Hw, tile: tuple[int, int] | None) -> tuple[float, float]:
@@ -156,7 +154,7 @@ class GemmFamily:
             e = max(cl.curve.y[i], 1e-6)
             picks.append((max(c, m) / e, c, m, e, t))
         t_near = cl.tiles[near]
-        crossed = t_near is not None and \
-            waves_at(q, x, t_near, self.hw) > waves_at(q, cl.curve.x[near], t_near, self.hw)
+        assert t_near is not None  # both neighbours' tiles are known here: the branch above took the rest
+        crossed = waves_at(q, x, t_near, self.hw) > waves_at(q, cl.curve.x[near], t_near, self.hw)
         sec, c, m, eff, tile = picks[1] if crossed and picks[1][0] < picks[0][0] else picks[0]
         return Estimate(sec, c, m, eff, how, tile)

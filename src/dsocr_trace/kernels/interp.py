@@ -29,15 +29,8 @@ class LogCurve:
         self.y = [statistics.median(merged[x]) for x in xs]
 
     def at(self, x: float) -> float:
-        lx = math.log10(max(x, 1e-30))
-        i = bisect.bisect_left(self.lx, lx)
-        if i <= 0:
-            return self.y[0]
-        if i >= len(self.lx):
-            return self.y[-1]
-        x0, x1 = self.lx[i - 1], self.lx[i]
-        f = (lx - x0) / (x1 - x0) if x1 > x0 else 0.0
-        return self.y[i - 1] + f * (self.y[i] - self.y[i - 1])
+        i0, i1, f = self.bracket(x)
+        return self.y[i0] + f * (self.y[i1] - self.y[i0])
 
     def bracket(self, x: float) -> tuple[int, int, float]:
         """(i0, i1, f): the measured points around x and x's position between them in log space (0 at i0, 1 at

@@ -65,6 +65,10 @@ TENSOR_BYTES_PER_SM_CYCLE = 48.0
 # not at all (single-block or multi-pass kernels whose passes are latency-bound)
 ROWWISE_SM_EXPONENT = 0.5
 SORT_SM_EXPONENT = 0.0
+# families whose kernels are persistent: a grid of min(tiles, reported SMs) CTAs loops over the tiles
+PERSISTENT_FAMILIES = ("grouped_gemm",)
+GROUPED_FULL_ROWS = 8.0  # rows per active expert from which a persistent grouped GEMM pays its whole rounds
+SPLIT_CTAS_PER_SM = 4  # split-KV decode attention CTAs (4 warps, small tiles) resident on one SM at a time
 
 
 def bandwidth_share(e: Estimate) -> float:
@@ -106,12 +110,6 @@ def persistence(q: Query) -> float:
 
 def _waves(units: float, sms: int) -> float:
     return float(math.ceil(units / max(sms, 1))) if units > 0 else 1.0
-
-
-# families whose kernels are persistent: a grid of min(tiles, reported SMs) CTAs loops over the tiles
-PERSISTENT_FAMILIES = ("grouped_gemm",)
-GROUPED_FULL_ROWS = 8.0  # rows per active expert from which a persistent grouped GEMM pays its whole rounds
-SPLIT_CTAS_PER_SM = 4  # split-KV decode attention CTAs (4 warps, small tiles) resident on one SM at a time
 
 
 def rounds(units: float, g: GpuFigures, persistent: bool = False) -> float:

@@ -19,6 +19,26 @@ class _Console(Console):
         raise BrokenPipeError
 
 
+# a terminal under this many columns gets the compact summary tables (no rules, short headers and units), so no
+# cell is cut at 80 columns; the tables' captions say what they shortened or left out
+NARROW_COLUMNS = 120
+
+
+def is_narrow(con: Any) -> bool:
+    return bool(con.width < NARROW_COLUMNS)
+
+
+def summary_table(title: str, narrow: bool, caption: str | None = None, tight: bool = False) -> Any:
+    """A rich Table in the wide layout (heavy rules) or the narrow one (a header rule, no edge padding; `tight`:
+    no cell padding either, for tables of many short columns)."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+                 pad_edge=not narrow, padding=(0, 0) if narrow and tight else (0, 1), caption=caption,
+                 caption_justify="left")
+
+
 def console(stderr: bool = False) -> Any:
     """A rich console at the terminal's width; piped output keeps tables on unbroken 160-column lines (rich would
     otherwise squeeze them into 80)."""

@@ -48,21 +48,19 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _loop_s(fn: Callable[[], Any], calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return time.perf_counter() - t0
+
+
 def _per_call(fn: Callable[[], Any], calls: int, loops: int, loop_s: float = 0.0) -> float:
     """Median seconds per call over `loops` timed loops of `calls` calls, more calls where a loop would last less
     than `loop_s` (sized from one untimed loop)."""
     if loop_s > 0:
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        calls = max(calls, int(loop_s / max((time.perf_counter() - t0) / calls, 1e-9)) + 1)
-    vals = []
-    for _ in range(loops):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        vals.append((time.perf_counter() - t0) / calls)
-    return statistics.median(vals)
+        calls = max(calls, int(loop_s / max(_loop_s(fn, calls) / calls, 1e-9)) + 1)
+    return statistics.median(_loop_s(fn, calls) / calls for _ in range(loops))
 
 
 def probe_cpu(calls: int = CALLS, loops: int = LOOPS, loop_s: float = LOOP_S) -> dict[str, float]:
