@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from dsocr_trace.trace.ir import stage_of
-from dsocr_trace.validate.compile_harness import validate_compiled_result
+from dsocr_trace.validate.compile_harness import kernel_table, validate_compiled_result
+from dsocr_trace.validate.harness import walk_step
 from dsocr_trace.validate.train_harness import summarise_train, validate_train_result, walk_train_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,25 @@ def _ev(name: str, kernels: tuple[float, ...] = (), children: tuple[Any, ...] = 
 
 def _flatten(ev: Any) -> list[Any]:
     return [ev] + [e for ch in ev.cpu_children for e in _flatten(ch)]
+
+
+def test_walk_step_names_kernels_under_their_innermost_range() -> None:
+    def op(name: str, kernels: tuple[tuple[str, float], ...]) -> Any:
+        return SimpleNamespace(name=name, kernels=[SimpleNamespace(name=k, duration=d) for k, d in kernels],
+                               cpu_children=[], cpu_parent=None)
+
+    sam = SimpleNamespace(name="mod:model.sam_model", kernels=[], cpu_parent=None, cpu_children=[
+        op("aten::mm", (("gemm_a", 5.0), ("gemm_a", 3.0))), op("aten::add", (("triton_poi_0", 1.0),))])
+    step = SimpleNamespace(name="dsocr:step", kernels=[], cpu_parent=None,
+                           cpu_children=[sam, op("aten::cat", (("cat_kernel", 2.0),))])
+    names: dict[str, dict[str, list[float]]] = {}
+    for _ in range(2):  # two profiled steps
+        w = walk_step(step, names=names)
+    assert w["incl_us"]["model.sam_model"] == 9.0 and w["total_us"] == 11.0
+    assert names == {"model.sam_model": {"gemm_a": [4, 16.0], "triton_poi_0": [2, 2.0]}, "": {"cat_kernel": [2, 4.0]}}
+    # per step, longest first
+    assert kernel_table(names, 2) == {"": [["cat_kernel", 1.0, 2.0]],
+                                      "model.sam_model": [["gemm_a", 2.0, 8.0], ["triton_poi_0", 1.0, 1.0]]}
 
 
 def test_walk_attributes_backward_by_sequence_number() -> None:

@@ -1,7 +1,8 @@
-"""The single-file HTML report and sweep explorer: self-contained (no external resource), deterministic, the
-embedded data complete; rendered in headless Chromium (Debian's package), whose DOM after the script ran holds
-the charts' SVG marks and whose screenshot shows drawn charts (non-background pixels, several colours) in each
-chart's box. Without chromium the browser test skips and the DOM-level checks still run in Python."""
+"""The single-file HTML report and sweep explorer: self-contained (no external resource; plotly.js inlined from the
+installed package, unchanged), deterministic, the embedded figures complete; rendered in headless Chromium
+(Debian's package), whose DOM after plotly.js drew holds the charts' marks and whose screenshot shows drawn charts
+(non-background pixels, several colours) in each chart's box. Without chromium the browser tests skip and the
+DOM-level checks still run in Python."""
 
 from __future__ import annotations
 
@@ -72,10 +73,19 @@ def _parse(path: Path) -> _Doc:
 
 
 def _check_self_contained(doc: _Doc) -> None:
+    from plotly.offline import get_plotlyjs
+
     for tag, a in doc.tags:
         assert tag not in ("link", "iframe", "img"), tag
         assert "src" not in a and "href" not in a, (tag, a)
-    assert all("import(" not in s and "fetch(" not in s and "XMLHttpRequest" not in s for s in doc.data.values())
+    # the library's bundle as the plotly package ships it; the page's own script loads nothing
+    assert doc.data["plotly-js"].strip() == get_plotlyjs().strip()
+    own = doc.data["page-js"]
+    assert "import(" not in own and "fetch(" not in own and "XMLHttpRequest" not in own
+
+
+def _points(fig: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in fig["data"] if t.get("mode") == "markers"]
 
 
 def test_report_html_is_self_contained_and_complete(pages: dict[str, Any]) -> None:
@@ -87,15 +97,28 @@ def test_report_html_is_self_contained_and_complete(pages: dict[str, Any]) -> No
     pred = pages["report"]["predictions"]
     placed = sum(1 for ph in ("prefill", "decode") for r in pred["nodes"][ph]
                  if r["device_s"] > 0 and r["bytes"] > 0 and r["tc_flops"] + r["cc_flops"] > 0)
-    roof = data["roofline"]
-    assert len(roof["points"]) == placed > 500
-    assert roof["tc"] == pred["device"]["tc_flops"] and roof["bw"] == pred["device"]["mem_bw"]
-    rules = {roof["strings"][p[6]] for p in roof["points"]}
-    assert {"gemm.addmm", "gemm.mm"} <= rules and any(r.startswith("attention.") for r in rules), rules
-    mem = data["memory"]
-    assert mem["total"] == pred["memory"]["total_bytes"] and mem["device"] == pred["memory"]["device_bytes"]
-    assert sum(s["bytes"] for s in mem["segments"]) == pytest.approx(mem["total"])
-    assert [s["name"] for s in data["stages"]] == list(pages["report"]["stages"])
+    roof = data["charts"]["roofline"]
+    points = _points(roof["figure"])
+    assert sum(len(t["x"]) for t in points) == placed > 500
+    assert [t["name"].split(" (")[0] for t in points] == [s for s in pages["report"]["stages"]
+                                                          if any(s in t["name"] for t in points)]
+    roofs = {t["name"]: t for t in roof["figure"]["data"] if t.get("mode") == "lines"}
+    assert roofs["tensor-core roof"]["y"][-1] == pred["device"]["tc_flops"]
+    assert roofs["tensor-core roof"]["y"][1] / roofs["tensor-core roof"]["x"][1] == pytest.approx(
+        pred["device"]["mem_bw"])
+    hovers = " ".join(h for t in points for h in t["hovertext"])
+    assert "rule: gemm.addmm" in hovers and "rule: gemm.mm" in hovers and "rule: attention." in hovers
+    # the phase views show only that phase's stages, the roofs always
+    assert roof["views"]["decode"]["visible"] == [t["name"].startswith("decode.") for t in points] + [True, True]
+    mem = data["charts"]["memory-chart"]["figure"]
+    stacked = [t for t in mem["data"] if t["y"] == ["request"]]
+    assert sum(t["x"][0] for t in stacked) == pytest.approx(pred["memory"]["total_bytes"] / 2**30)
+    assert mem["layout"]["shapes"][0]["x0"] == pytest.approx(pred["memory"]["device_bytes"] / 2**30)
+    stage = data["charts"]["stage-chart"]
+    assert stage["figure"]["data"][0]["y"] == list(pages["report"]["stages"])
+    assert stage["figure"]["data"][0]["x"] == [pred["stages"][n]["device_s"] * 1e3 for n in pages["report"]["stages"]]
+    assert set(stage["views"]) == {"time", "flops"}
+    assert set(data["charts"]["type-chart"]["figures"]) == {"prefill", "decode"}
     text = (pages["dir"] / "report.html").read_text()
     assert "calibrated on NVIDIA H100" in text  # the profile is named, with its card
     assert "MoE routing" in text
@@ -119,7 +142,7 @@ def test_sweep_html_data(pages: dict[str, Any]) -> None:
     data = json.loads(doc.data["dsocr-data"])
     assert data["kind"] == "sweep" and len(data["rows"]) == len(pages["rows"]) == 8
     assert sum(1 for r in data["rows"] if r["fits"] is False) == 2  # tiny B512 on the 24 GB card
-    assert {"filters", "sweep-chart", "sweep-table", "x-metric", "y-metric", "fit-only"} <= {
+    assert {"filters", "sweep-chart", "sweep-gpus", "sweep-table", "x-metric", "y-metric", "fit-only"} <= {
         a.get("id") for _, a in doc.tags}
 
 
@@ -147,7 +170,7 @@ def _chromium(args: list[str], profile: Path, height: int) -> subprocess.Complet
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-_CHART = re.compile(r"<svg [^>]*class=\"chart\"[^>]*>")
+_CHART = re.compile(r"<div [^>]*class=\"chart[^\"]*\"[^>]*>")
 
 
 def _charts(dom: str) -> dict[str, dict[str, Any]]:
@@ -163,7 +186,7 @@ def _render(path: Path, tmp: Path) -> tuple[str, dict[str, dict[str, Any]], Any]
     """The DOM after the script ran, each chart's box and mark count, and a screenshot covering every chart."""
     from PIL import Image
 
-    dom = _chromium(["--dump-dom", path.as_uri()], tmp / "p1", 1200)
+    dom = _chromium(["--virtual-time-budget=10000", "--dump-dom", path.as_uri()], tmp / "p1", 1200)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-rendered="1"' in dom.stdout, "the page script did not finish"
     charts = _charts(dom.stdout)
@@ -191,11 +214,12 @@ def test_report_renders_in_chromium(pages: dict[str, Any], tmp_path: Path) -> No
     dom, charts, img = _render(pages["dir"] / "report.html", tmp_path)
     assert set(charts) == {"stage-chart", "type-chart", "roofline", "memory-chart"}
     data = json.loads(_parse(pages["dir"] / "report.html").data["dsocr-data"])
-    n_points = len(data["roofline"]["points"])
-    assert dom.count('class="pt"') == n_points  # one circle per kernel with FLOPs
-    assert charts["roofline"]["marks"] >= n_points
-    assert charts["stage-chart"]["marks"] >= 3 * len(data["stages"])  # device, host and wall bars per stage
-    assert charts["memory-chart"]["marks"] >= len(data["memory"]["segments"])
+    n_points = sum(len(t["x"]) for t in _points(data["charts"]["roofline"]["figure"]))
+    assert charts["roofline"]["marks"] == n_points  # one marker per kernel with FLOPs
+    assert charts["stage-chart"]["marks"] == 3 * len(pages["report"]["stages"])  # device, host and wall bars
+    segments = [t for t in data["charts"]["memory-chart"]["figure"]["data"] if t["y"] == ["request"]]
+    assert charts["memory-chart"]["marks"] >= len(segments)
+    assert dom.count('class="main-svg"') >= 4 and "modebar" in dom  # plotly.js drew, with its zoom/pan bar
     assert "<tbody><tr>" in dom and "language_model" in dom  # the module tree's rows
     for name, c in charts.items():
         share, colours, saturated = _drawn(img, c["box"])
@@ -212,18 +236,31 @@ def test_report_without_device_renders(pages: dict[str, Any], tmp_path: Path) ->
         assert share > 0.01 and colours >= 3
 
 
+_CIRCLE, _SQUARE = "A5,5", "H-5V-5H5Z"  # plotly.js's circle and square marker paths at size 10
+
+
 @NEEDS_CHROMIUM
 def test_sweep_explorer_renders_in_chromium(pages: dict[str, Any], tmp_path: Path) -> None:
     dom, charts, img = _render(pages["dir"] / "sweep.html", tmp_path)
-    assert set(charts) == {"sweep-chart"}
+    assert set(charts) == {"sweep-chart", "sweep-gpus"}
     rows = pages["rows"]
-    # every point drawn (circle = eager, square = fused), the two that do not fit crossed out
-    assert dom.count('class="pt"') == sum(1 for r in rows if r["execution"] == "eager")
-    assert len(re.findall(r'<rect class="bar"', dom)) == sum(1 for r in rows if r["execution"] == "fused")
-    assert len(re.findall(r'<path d="M[^"]*" stroke="#d62728"', dom)) == 2
-    # tiny, 2 devices, 2 executions, 2 batches, 1 token count, "only points that fit"
-    assert dom.count('type="checkbox"') == 1 + 2 + 2 + 2 + 1 + 1
-    body = dom.split('id="sweep-table"', 1)[1]
+    unfit = sum(1 for r in rows if r["fits"] is False)
+    # every point drawn once, the two that do not fit crossed out as well; the per-GPU panels hold the same points
+    assert charts["sweep-chart"]["marks"] == charts["sweep-gpus"]["marks"] == len(rows) + unfit == 10
+    scatter = dom.split('id="sweep-chart"', 1)[1].split('id="sweep-gpus"', 1)[0]
+    marks = re.findall(r'<path class="point"[^>]*d="([^"]*)"', scatter)
+    # a marker per execution: circles for eager, squares for fused
+    assert sum(_CIRCLE in d for d in marks) == sum(1 for r in rows if r["execution"] == "eager")
+    assert sum(d.endswith(_SQUARE) for d in marks) == sum(1 for r in rows if r["execution"] == "fused")
+    panels = dom.split('id="sweep-gpus"', 1)[1]
+    assert 'class="subplot xy"' in panels and 'class="subplot x2y2"' in panels  # one panel per GPU
+    trust = len({r["confidence"] for r in rows})
+    # tiny, 2 devices, 2 executions, 1 implementation, 2 batches, 1 token count, trust values, "only points that fit"
+    assert dom.count('type="checkbox"') == 1 + 2 + 2 + 1 + 2 + 1 + trust + 1
+    body = dom.split('id="sweep-table"', 1)[1].split("</table>", 1)[0]
     assert body.count("<tr") == 1 + len(rows) and body.count('class="unfit"') == 2
+    # points that do not fit are listed last
+    classes = re.findall(r'<tr class="([^"]*)"', body)
+    assert classes[-unfit:] == ["unfit"] * unfit and "unfit" not in classes[:-unfit]
     share, colours, saturated = _drawn(img, charts["sweep-chart"]["box"])
     assert share > 0.005 and colours >= 4 and saturated > 50

@@ -305,6 +305,7 @@ def test_analyze_train_report(tmp_path: Path) -> None:
     assert any(w.startswith("training step: validated") for w in rep["warnings"])
     page = (tmp_path / "step.html").read_text()
     assert "<h2>Training step</h2>" in page and 'id="train-passes"' in page and "optimizer states" in page
+    assert 'id="train-chart"' in page and '"train-chart":' in page  # the per-pass chart and its figure
     assert f"{pr['passes']['backward']['device_s'] * 1e3:,.3f}" in page
     assert t["passes"]["total"]["flops"] == pytest.approx(sum(s["total"]["flops"] for s in t["stages"].values()))
     assert t["modules"][""]["total"]["flops"] == pytest.approx(t["passes"]["total"]["flops"])

@@ -1,10 +1,10 @@
 """Single-file interactive HTML: a report (stages, modules, predicted roofline, memory) or a sweep explorer.
 
-The page is one file: the data as JSON in a <script type="application/json"> element, and the stylesheet and
-the drawing script (assets/report.css, assets/report.js, plain SVG written for this package) inlined. Nothing
-is fetched: no CDN, no fonts, no network. The same inputs give the same bytes (keys sorted, no timestamps).
-The text facts (workload, device, profile, warnings) are written here, so they read without JavaScript;
-the charts and the sortable tables are drawn by the script from the data.
+The page is one file: the data and the Plotly figures (report.charts) as JSON in a <script type="application/json">
+element, plotly.js from the installed plotly package, and the stylesheet and the page script (assets/report.css,
+assets/report.js: the module tree, the sweep explorer's filters and table) inlined. Nothing is fetched: no CDN,
+no fonts, no network. The same inputs and plotly version give the same bytes (keys sorted, no timestamps).
+The text facts (workload, device, profile, warnings) are written here, so they read without JavaScript.
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ import orjson
 
 from dsocr_trace.costs.base import find_rule
 from dsocr_trace.hardware.profile import profile_kind
+from dsocr_trace.report import charts
 from dsocr_trace.report.plots import STAGE_COLORS
-
-# matplotlib's tab10, so stage colours match the PNG plots
-TAB10 = {"tab:blue": "#1f77b4", "tab:orange": "#ff7f0e", "tab:green": "#2ca02c", "tab:red": "#d62728",
-         "tab:purple": "#9467bd", "tab:brown": "#8c564b", "tab:pink": "#e377c2", "tab:gray": "#7f7f7f",
-         "tab:olive": "#bcbd22", "tab:cyan": "#17becf"}
-_EXTRA_COLORS = ("#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-_WEIGHT_BLUES = ("#08306b", "#08519c", "#2171b5", "#4292c6", "#6baed6", "#9ecae1", "#c6dbef")
+from dsocr_trace.report.units import si
 
 
 def _asset(name: str) -> str:
@@ -38,14 +33,23 @@ def _json_for_script(data: Any) -> str:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
 
 
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
 def _page(title: str, body: str, data: Mapping[str, Any]) -> str:
+    import plotly
+
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)}</title>\n<style>\n{_asset('report.css')}</style>\n</head>\n<body>\n"
-        f"{body}\n<div id=\"tip\"></div>\n"
+        f"{body}\n"
         f"<script id=\"dsocr-data\" type=\"application/json\">{_json_for_script(data)}</script>\n"
-        f"<script>\n{_asset('report.js')}</script>\n</body>\n</html>\n"
+        f"<script id=\"plotly-js\" data-version=\"{plotly.__version__}\">\n{_plotly_js()}</script>\n"
+        f"<script id=\"page-js\">\n{_asset('report.js')}</script>\n</body>\n</html>\n"
     )
 
 
@@ -70,12 +74,6 @@ def routing_of(report: Mapping[str, Any]) -> str:
 
 
 # -- report ----------------------------------------------------------------------------------------------------
-
-
-def _stage_color(stage: str, order: Sequence[str]) -> str:
-    if stage in STAGE_COLORS:
-        return TAB10[STAGE_COLORS[stage]]
-    return _EXTRA_COLORS[list(order).index(stage) % len(_EXTRA_COLORS)]
 
 
 def _rule_text(op: str) -> tuple[str, str]:
@@ -104,27 +102,18 @@ def _shape_text(n: Mapping[str, Any] | None) -> str:
 
 
 def _roofline(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
+    """Every kernel with FLOPs, bytes and a predicted time as a roofline point with its hover text (op, module,
+    cost rule and its docstring, shapes, prediction), grouped by stage in report order."""
     pred = report.get("predictions") or {}
     if not pred.get("nodes"):
         return None
     dev = pred.get("device") or {}
     by_key = {(n.get("phase"), n.get("id")): n for n in nodes or []}
-    strings: list[str] = [""]
-    index: dict[str, int] = {"": 0}
-
-    def s(x: str) -> int:
-        i = index.get(x)
-        if i is None:
-            i = index[x] = len(strings)
-            strings.append(x)
-        return i
-
-    phases = ["prefill", "decode"]
     stage_order: list[str] = []
-    points: list[list[Any]] = []
+    points: list[dict[str, Any]] = []
     without = 0
     rules: dict[str, tuple[str, str]] = {}
-    for ph_i, phase in enumerate(phases):
+    for phase in ("prefill", "decode"):
         for r in (pred["nodes"].get(phase) or []):
             flops = _num(r.get("tc_flops")) + _num(r.get("cc_flops"))
             nbytes, secs = _num(r.get("bytes")), _num(r.get("device_s"))
@@ -145,19 +134,20 @@ def _roofline(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | No
             if int(r.get("fused_ops", 1) or 1) > 1:
                 shapes = (shapes + "; " if shapes else "") + f"{r.get('fused_ops')} ops fused"
             module = f"{r.get('module_path', '') or '(top level)'} ({r.get('module_type', '') or 'Root'})"
-            points.append([flops / nbytes, flops / secs, stage, ph_i, s(op), s(module), s(rule), s(shapes),
-                           secs * 1e6, _num(r.get("host_s")) * 1e6, s(str(r.get("bound", ""))),
-                           _num(r.get("efficiency")), s(str(r.get("source", ""))), s(str(r.get("kind", ""))),
-                           s(doc) if doc else -1, nbytes])
+            hover = (f"<b>{_e(op)}</b> ({_e(r.get('kind', ''))}, {phase})<br>module: {_e(module)}<br>rule: {_e(rule)}"
+                     + (f"<br><i>{_e(doc)}</i>" if doc else "") + (f"<br>shapes: {_e(shapes)}" if shapes else "")
+                     + f"<br>{si(flops, 'FLOP')}, {si(nbytes, 'B')}, {flops / nbytes:,.1f} FLOP/B<br>predicted "
+                       f"{secs * 1e6:,.2f} µs device ({_e(r.get('bound', ''))}-bound, efficiency "
+                       f"{_num(r.get('efficiency')):,.2f}, {_e(r.get('source', ''))}), "
+                       f"{_num(r.get('host_s')) * 1e6:,.2f} µs host<br>achieved {si(flops / secs, 'FLOP/s')}")
+            points.append({"intensity": flops / nbytes, "achieved": flops / secs, "stage": stage, "phase": phase,
+                           "op": op, "rule": rule, "hover": hover})
     order = [st for st in STAGE_COLORS if st in stage_order] + [st for st in stage_order if st not in STAGE_COLORS]
-    for p in points:
-        p[2] = order.index(p[2])
-    counts = [sum(1 for p in points if p[2] == i) for i in range(len(order))]
     return {"tc": _num(dev.get("tc_flops")), "cc": _num(dev.get("cc_flops")), "bw": _num(dev.get("mem_bw")),
             "device": str(dev.get("name", dev.get("key", "?"))), "execution": str(pred.get("execution", "?")),
-            "profile": str((pred.get("profile") or {}).get("source", "?")), "phases": phases, "stages": order,
-            "stage_colors": [_stage_color(st, order) for st in order], "stage_counts": counts, "points": points,
-            "strings": strings, "without_flops": without}
+            "profile": str((pred.get("profile") or {}).get("source", "?")), "stages": order,
+            "stage_colors": [charts.stage_color(st, order) for st in order], "points": points,
+            "without_flops": without}
 
 
 def _memory(report: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -165,7 +155,8 @@ def _memory(report: Mapping[str, Any]) -> dict[str, Any] | None:
     if not mem:
         return None
     comps = sorted((mem.get("weights_by_component") or {}).items(), key=lambda kv: (-_num(kv[1]), kv[0]))
-    segs = [{"name": f"weights: {k}", "bytes": _num(v), "color": _WEIGHT_BLUES[min(i, len(_WEIGHT_BLUES) - 1)],
+    blues = charts.WEIGHT_BLUES
+    segs = [{"name": f"weights: {k}", "bytes": _num(v), "color": blues[min(i, len(blues) - 1)],
              "note": f"{mem.get('weight_dtype', '?')} weights"} for i, (k, v) in enumerate(comps) if _num(v) > 0]
     segs += [
         {"name": "KV cache", "bytes": _num(mem.get("kv_cache_bytes")), "color": "#ff7f0e",
@@ -274,7 +265,7 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
         if mem:
             fits = "fits" if mem.get("fits") else "DOES NOT FIT"
             kpis.append(("memory", f"{_num(mem.get('total_bytes')) / 2**30:,.1f} / "
-                                   f"{_num(mem.get('device_bytes')) / 2**30:,.0f} GiB, {fits}"))
+                                   f"{_num(mem.get('device_bytes')) / 2**30:,.1f} GiB, {fits}"))
         parts.append("<div class=\"kpis\">" + "".join(
             f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div><div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
             + "</div>")
@@ -286,24 +277,24 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
               + "<option value=\"flops\">FLOPs</option></select></label>"
               "<span class=\"muted\">decode.step is one decode step; the other stages run once per prefill"
               "</span></div>",
-              "<svg class=\"chart\" id=\"stage-chart\"></svg>",
+              "<div class=\"chart\" id=\"stage-chart\"></div>",
               "<h2>Modules</h2>",
               "<div class=\"controls\"><label>phase <select id=\"module-phase\"><option value=\"prefill\">prefill"
               "</option><option value=\"decode\">decode (one step)</option></select></label>"
               "<span class=\"muted\">bars: the 15 largest module classes (exclusive); table: the module tree "
               "(inclusive, click ▸ to open)</span></div>",
-              "<svg class=\"chart\" id=\"type-chart\"></svg>",
+              "<div class=\"chart\" id=\"type-chart\"></div>",
               "<div class=\"scroll\" id=\"module-tree\"></div>"]
     if timed:
         parts += ["<h2>Roofline (predicted)</h2>",
                   "<div class=\"controls\"><label>phase <select id=\"roof-phase\"><option value=\"both\">both"
                   "</option><option value=\"prefill\">prefill</option><option value=\"decode\">decode step</option>"
                   "</select></label><span class=\"muted\">hover a point for its op, module, cost rule and "
-                  "prediction; click a stage to hide it</span></div>",
-                  "<div class=\"legend\" id=\"roof-legend\"></div>",
-                  "<svg class=\"chart\" id=\"roofline\"></svg>",
+                  "prediction; click a stage in the legend to hide it, drag to zoom, double-click to reset"
+                  "</span></div>",
+                  "<div class=\"chart\" id=\"roofline\"></div>",
                   "<h2>Memory</h2>",
-                  "<svg class=\"chart\" id=\"memory-chart\"></svg>"]
+                  "<div class=\"chart\" id=\"memory-chart\"></div>"]
     else:
         parts += ["<h2>Roofline and memory</h2>",
                   "<p class=\"muted\">No device was given: rerun with <code>--device NAME</code> for predicted "
@@ -348,6 +339,8 @@ def _train_parts(train: Mapping[str, Any]) -> list[str]:
             t = t or {}
             cells += [f"<td>{_num(t.get('device_s')) * 1e3:,.3f}</td>", f"<td>{_num(t.get('host_s')) * 1e3:,.3f}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
+    if pred.get("passes"):
+        parts.append("<div class=\"chart\" id=\"train-chart\"></div>")
     parts.append("<div class=\"scroll\"><table class=\"data\" id=\"train-passes\"><thead><tr>"
                  + "".join(("<th class=\"l\">" if i == 0 else "<th>") + f"{_e(h)}</th>" for i, h in enumerate(heads))
                  + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
@@ -368,9 +361,19 @@ def report_html(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | 
     """The HTML page of a report (as build_report returns it or read back from report.json); `nodes`
     (writers.trace_nodes) adds tensor shapes to the roofline's hover text."""
     title, body = _report_body(report)
-    data = {"kind": "report", "has_predictions": bool(report.get("predictions")), "stages": _stages(report),
-            "module_types": _module_types(report), "modules": _modules(report),
-            "roofline": _roofline(report, nodes), "memory": _memory(report)}
+    timed = bool(report.get("predictions"))
+    figures = {"stage-chart": charts.stage_chart(_stages(report), timed),
+               "type-chart": charts.module_type_chart(_module_types(report), timed)}
+    roof = _roofline(report, nodes)
+    if roof is not None:
+        figures["roofline"] = charts.roofline_chart(roof)
+    mem = _memory(report)
+    if mem is not None:
+        figures["memory-chart"] = charts.memory_chart(mem)
+    train_pred = (report.get("train") or {}).get("predictions") or {}
+    if train_pred.get("passes"):
+        figures["train-chart"] = charts.train_chart(train_pred["passes"])
+    data = {"kind": "report", "has_predictions": timed, "charts": figures, "modules": _modules(report)}
     return _page(title, body, data)
 
 
@@ -378,7 +381,7 @@ def report_html(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | 
 
 _METRICS = (("tpot_mean_ms", "ms per output token (mean)"), ("ttft_ms", "TTFT ms"), ("e2e_s", "end to end s"),
             ("batch", "batch"), ("memory_gib", "memory GiB"), ("pages_per_gpu_day", "pages per GPU-day"),
-            ("tokens_per_s", "tokens/s"))
+            ("tokens_per_s", "tokens/s"), ("usd_per_million_pages", "$ per million pages"))
 
 
 def _select(ident: str, chosen: str) -> str:
@@ -413,9 +416,13 @@ def sweep_html(rows: Sequence[Mapping[str, Any]], title: str = "dsocr-trace swee
               "<div class=\"controls\"><label><input type=\"checkbox\" id=\"fit-only\"> only points that fit in GPU "
               f"memory</label><label>x {_select('x-metric', 'tpot_mean_ms')}</label>"
               f"<label>y {_select('y-metric', 'pages_per_gpu_day')}</label></div>",
-              "<div class=\"legend\" id=\"sweep-legend\"></div>",
-              "<svg class=\"chart\" id=\"sweep-chart\"></svg>",
+              "<p class=\"muted\">colour: GPU; marker: execution (circle eager, diamond graph, triangle compiled, "
+              "square fused); open and crossed in red: does not fit in GPU memory. Click the legend to hide a "
+              "series, drag to zoom, double-click to reset.</p>",
+              "<div class=\"chart\" id=\"sweep-chart\"></div>",
+              "<div class=\"chart\" id=\"sweep-gpus\"></div>",
               "<p class=\"muted\">Click a column header to sort.</p>",
               "<div class=\"scroll\" id=\"sweep-table\"></div>",
               "<footer>Written by dsocr-trace from the sweep rows; every number is a prediction.</footer>"]
-    return _page(title, "\n".join(parts), {"kind": "sweep", "rows": [dict(r) for r in rows]})
+    return _page(title, "\n".join(parts), {"kind": "sweep", "rows": [dict(r) for r in rows],
+                                             "template": charts.TEMPLATE})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dsocr_trace.report.aggregate import _add, _zero, coverage
+from dsocr_trace.report.units import si
 from dsocr_trace.trace.ir import PASSES, self_and_ancestors
 from dsocr_trace.train.analysis import TrainAnalysis
 
@@ -100,13 +101,6 @@ def write_train_nodes(ta: TrainAnalysis, path: Path) -> None:
                         n.attrs.get("fwd_node", "")])
 
 
-def _si(x: float, unit: str) -> str:
-    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:,.2f} {prefix}{unit}"
-    return f"{x:,.0f} {unit}"
-
-
 def train_markdown(report: dict[str, Any]) -> str:
     """train.md: the step per stage and pass, memory, and predicted time when present."""
     t = report["train"]
@@ -127,24 +121,24 @@ def train_markdown(report: dict[str, Any]) -> str:
                 continue
             dev = preds.get(stage, {}).get("passes", {}).get(p, {}).get("device_s") if p != "total" else \
                 preds.get(stage, {}).get("device_s")
-            lines.append(f"| {stage} | {p} | {_si(a['tc_flops'], 'FLOP')} | {_si(a['cc_flops'], 'FLOP')} | "
-                         f"{_si(a['bytes'], 'B')} | {int(a['kernels'])} | "
+            lines.append(f"| {stage} | {p} | {si(a['tc_flops'], 'FLOP')} | {si(a['cc_flops'], 'FLOP')} | "
+                         f"{si(a['bytes'], 'B')} | {int(a['kernels'])} | "
                          f"{'-' if dev is None else f'{dev * 1e3:.3f}'} |")
     m = t["memory"]
     pk = m["peak"]
     lines += ["", "| memory | bytes |", "|---|---:|",
-              f"| weights | {_si(m['weights_bytes'], 'B')} |",
-              f"| gradients (all trainable) | {_si(m['gradients_bytes'], 'B')} |",
-              f"| optimizer states | {_si(m['optimizer_state_bytes'], 'B')} |",
-              f"| saved activations (end of forward) | {_si(m['saved_activations_bytes'], 'B')} |",
-              f"| peak: saved activations live | {_si(pk['saved_activations_bytes'], 'B')} |",
-              f"| peak: gradients live | {_si(pk['gradients_bytes'], 'B')} |",
-              f"| peak: transient | {_si(pk['transient_bytes'], 'B')} |",
-              f"| peak allocated (weights + states + live) | {_si(pk['allocated_bytes'], 'B')} |",
-              f"| peak total (+ runtime reserve) | {_si(pk['total_bytes'], 'B')} |"]
+              f"| weights | {si(m['weights_bytes'], 'B')} |",
+              f"| gradients (all trainable) | {si(m['gradients_bytes'], 'B')} |",
+              f"| optimizer states | {si(m['optimizer_state_bytes'], 'B')} |",
+              f"| saved activations (end of forward) | {si(m['saved_activations_bytes'], 'B')} |",
+              f"| peak: saved activations live | {si(pk['saved_activations_bytes'], 'B')} |",
+              f"| peak: gradients live | {si(pk['gradients_bytes'], 'B')} |",
+              f"| peak: transient | {si(pk['transient_bytes'], 'B')} |",
+              f"| peak allocated (weights + states + live) | {si(pk['allocated_bytes'], 'B')} |",
+              f"| peak total (+ runtime reserve) | {si(pk['total_bytes'], 'B')} |"]
     if "fits" in m:
         lines.append(f"| fits on the device | {'yes' if m['fits'] else 'no'} "
-                     f"(headroom {_si(m['headroom_bytes'], 'B')}) |")
+                     f"(headroom {si(m['headroom_bytes'], 'B')}) |")
     pr = t.get("predictions")
     if pr:
         s = pr["step"]

@@ -30,7 +30,8 @@ inductor could not put in a CUDA graph runs its kernels one by one).
 Output `measured.json` (schema dsocr-trace/measured/1, the inference harness's run format; rewritten after
 every run): runs with "execution": "eager" | "compiled" and "compile": {"backend", "mode", "compile_s",
 "graphs", "graph_breaks", "break_reasons", "cudagraph_skips"} on compiled runs. Stages and modules are the stage
-modules only.
+modules only. On CUDA each run also holds "kernels": per stage module, its longest kernels by name with launches
+and us per step (what inductor generated, to compare with the predicted kernel plan).
 
 GPU run (about 2-3 minutes on an H200 with the defaults; every new shape compiles again, so add workloads
 sparingly):
@@ -137,8 +138,20 @@ def _walls(step: Callable[[], Any], n: int, device: torch.device) -> list[float]
     return out
 
 
+TOP_KERNELS = 80  # kernels kept per stage in a run's "kernels" table (by time)
+
+
+def kernel_table(names: dict[str, dict[str, list[float]]], repeats: int) -> dict[str, list[list[Any]]]:
+    """Per stage: [kernel name, launches per step, us per step], the TOP_KERNELS longest, longest first."""
+    out = {}
+    for stage, table in sorted(names.items()):
+        rows = sorted(([k, v[0] / repeats, v[1] / repeats] for k, v in table.items()), key=lambda r: (-r[2], r[0]))
+        out[stage] = rows[:TOP_KERNELS]
+    return out
+
+
 def _profile(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], repeats: int,
-             device: torch.device) -> tuple[list[dict[str, Any]], dict[str, int]]:
+             device: torch.device) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, list[list[Any]]]]:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -155,13 +168,14 @@ def _profile(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], 
     events = prof.events()
     steps = [e for e in events if e.name == harness.STEP_NAME and e.device_type.name == "CPU"]
     calls = {p: c // repeats for p, c in ranges.calls.items()}
-    walks = [harness.walk_step(e, cpu_time=device.type != "cuda") for e in steps]
+    names: dict[str, dict[str, list[float]]] = {}
+    walks = [harness.walk_step(e, cpu_time=device.type != "cuda", names=names) for e in steps]
     # every device kernel of the profile, linked to a CPU op or not (kernels replayed inside a CUDA graph may
     # not be): a check on the per-stage attribution
     all_us = all_kernels_us(list(events)) / max(repeats, 1)
     for w in walks:
         w["all_kernels_us"] = all_us
-    return walks, calls
+    return walks, calls, kernel_table(names, max(len(steps), 1))
 
 
 @torch.no_grad()
@@ -175,13 +189,15 @@ def measure(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], w
         step()
     _sync(device)
     walls = _walls(step, opts.wall_runs, device)
-    walks, calls = _profile(model, step, paths, opts.repeats, device)
+    walks, calls, kernels = _profile(model, step, paths, opts.repeats, device)
     summ = harness.summarise_profile(walks, calls, wdict["phase"])
     summ["total"].update(wall_s=statistics.median(walls), wall_min_s=min(walls), wall_max_s=max(walls),
                          wall_runs=len(walls))
     if device.type == "cuda" and walks:
         summ["total"]["device_all_kernels_s"] = walks[0]["all_kernels_us"] / 1e6
     run: dict[str, Any] = {"workload": wdict, "execution": execution, **summ}
+    if device.type == "cuda":
+        run["kernels"] = kernels
     if compile_info is not None:
         run["compile"] = compile_info | {"compile_s": first_s} | dynamo_counters()
     tot = summ["total"]

@@ -431,12 +431,14 @@ def _is_own_range(name: str) -> bool:
     return name.startswith(RANGE_PREFIX) or name == STEP_NAME
 
 
-def walk_step(step_event: Any, cpu_time: bool = False) -> dict[str, Any]:
+def walk_step(step_event: Any, cpu_time: bool = False,
+              names: dict[str, dict[str, list[float]]] | None = None) -> dict[str, Any]:
     """Inclusive kernel time (us), kernel counts and the dynamic parent per module range in one profiled step.
 
     Kernels (incl. memcpy/memset) are attached by the profiler to the CPU op that launched them; a range's
     inclusive time sums them over its whole subtree. With `cpu_time` (CPU smoke runs) the range's CPU time
-    stands in for kernel time and each outermost op counts as one "kernel".
+    stands in for kernel time and each outermost op counts as one "kernel". `names`, when given, collects each
+    kernel by name under the innermost range that launched it: {range: {kernel name: [count, us]}}.
     """
     incl_us: dict[str, float] = {}
     incl_n: dict[str, int] = {}
@@ -447,16 +449,20 @@ def walk_step(step_event: Any, cpu_time: bool = False) -> dict[str, Any]:
         name = ev.name
         us = 0.0
         n = 0
+        here = name[len(RANGE_PREFIX):] if name.startswith(RANGE_PREFIX) else None
         if not cpu_time:
             for k in ev.kernels:
                 if _is_own_range(k.name):  # a GPU-side user annotation, not a kernel
                     continue
                 us += float(k.duration)
                 n += 1
+                if names is not None:
+                    slot = names.setdefault(here or rng or "", {}).setdefault(k.name, [0, 0.0])
+                    slot[0] += 1
+                    slot[1] += float(k.duration)
         is_op = "::" in name and not _is_own_range(name)
         if "Launch" in name:
             counters["launches"] += 1
-        here = name[len(RANGE_PREFIX):] if name.startswith(RANGE_PREFIX) else None
         for ch in child_events(ev):
             cu, cn = visit(ch, in_op or is_op, here if here is not None else rng)
             us += cu

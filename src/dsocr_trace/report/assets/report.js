@@ -1,29 +1,25 @@
-/* dsocr-trace HTML report: draws the charts of the embedded data as SVG. No dependencies, no network. */
+/* dsocr-trace HTML page script. Charts are plotly.js's (inlined above this script): the report's figures come
+   ready-made in the embedded data (report/charts.py); the sweep explorer builds its figures here because its
+   filters rebuild them. This script adds what a chart library does not: the module tree, the filters and the
+   sortable table. No network. */
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("dsocr-data").textContent);
-  var SVGNS = "http://www.w3.org/2000/svg";
+  var CONFIG = {displaylogo: false, responsive: true, toImageButtonOptions: {format: "png", scale: 2}};
   var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf"];
-  var tip = document.getElementById("tip");
+  // one marker per execution, so eager, graph, compiled and fused read apart in every chart
+  var SYMBOLS = {eager: "circle", graph: "diamond", compiled: "triangle-up", fused: "square"};
+  var EXTRA_SYMBOLS = ["star", "cross", "pentagon", "hexagram"];
+  var FONT = {family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12};
+  var pending = [];
 
-  // ---- small helpers -------------------------------------------------------------------------------------
-  function svgEl(tag, attrs, parent, text) {
-    var e = document.createElementNS(SVGNS, tag);
-    for (var k in attrs) { if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]); }
-    if (text !== undefined) e.textContent = text;
-    if (parent) parent.appendChild(e);
-    return e;
-  }
   function htmlEl(tag, attrs, parent, text) {
     var e = document.createElement(tag);
     for (var k in attrs) { if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]); }
     if (text !== undefined) e.textContent = text;
     if (parent) parent.appendChild(e);
     return e;
-  }
-  function esc(s) {
-    return String(s).replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[c]; });
   }
   function fmt(x, digits) {
     if (x === null || x === undefined || !isFinite(x)) return "-";
@@ -32,169 +28,41 @@
   function si(x, unit) {
     var a = Math.abs(x), p = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
     for (var i = 0; i < p.length; i++) { if (a >= p[i][0]) return fmt(x / p[i][0], 2) + " " + p[i][1] + unit; }
-    return fmt(x, a >= 10 || a === 0 ? 0 : 2) + " " + unit;
+    return fmt(x, 0) + " " + unit;
   }
   function gib(x) { return fmt(x / 1073741824, 2) + " GiB"; }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-  function showTip(evt, html) {
-    tip.innerHTML = html;
-    tip.style.display = "block";
-    var x = evt.clientX + 14, y = evt.clientY + 14;
-    var w = tip.offsetWidth, h = tip.offsetHeight;
-    if (x + w > window.innerWidth - 8) x = evt.clientX - w - 14;
-    if (y + h > window.innerHeight - 8) y = evt.clientY - h - 14;
-    tip.style.left = Math.max(4, x) + "px";
-    tip.style.top = Math.max(4, y) + "px";
-  }
-  function hideTip() { tip.style.display = "none"; }
-  function sizeSvg(svg, w, h) {
-    clear(svg);
-    svg.setAttribute("width", w);
-    svg.setAttribute("height", h);
-    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
-  }
-  function linScale(d0, d1, r0, r1) {
-    var span = (d1 - d0) || 1;
-    return function (v) { return r0 + (v - d0) / span * (r1 - r0); };
-  }
-  function logScale(d0, d1, r0, r1) {
-    var l0 = Math.log10(d0), span = (Math.log10(d1) - l0) || 1;
-    return function (v) { return r0 + (Math.log10(v) - l0) / span * (r1 - r0); };
-  }
-  function niceTicks(lo, hi, n) {
-    var span = hi - lo;
-    if (!(span > 0)) return [lo];
-    var step = Math.pow(10, Math.floor(Math.log10(span / n)));
-    var err = span / n / step;
-    step *= err >= 7.5 ? 10 : err >= 3.5 ? 5 : err >= 1.5 ? 2 : 1;
-    var out = [];
-    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
-    return out;
-  }
-  function decadeTicks(lo, hi) {
-    var out = [];
-    for (var k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++) {
-      var v = Math.pow(10, k);
-      if (v >= lo * 0.999 && v <= hi * 1.001) out.push(v);
-    }
-    return out;
-  }
-  function tickLabel(v, unit) {
-    var a = Math.abs(v);
-    if (a >= 1e3 || (a > 0 && a < 0.01)) return si(v, unit).replace(".00 ", " ");
-    return String(+v.toPrecision(3)) + (unit ? " " + unit : "");
-  }
   function uniq(values) {
     var seen = {}, out = [];
     values.forEach(function (v) { var k = String(v); if (!seen[k]) { seen[k] = 1; out.push(v); } });
     return out;
   }
-  function axes(svg, box, xs, ys, xticks, yticks, xunit, yunit, xlabel, ylabel) {
-    var g = svgEl("g", {"class": "grid"}, svg), a = svgEl("g", {"class": "axis"}, svg);
-    xticks.forEach(function (v) {
-      var x = xs(v);
-      svgEl("line", {x1: x, x2: x, y1: box.t, y2: box.b}, g);
-      svgEl("text", {x: x, y: box.b + 15, "text-anchor": "middle"}, a, tickLabel(v, xunit));
-    });
-    yticks.forEach(function (v) {
-      var y = ys(v);
-      svgEl("line", {x1: box.l, x2: box.r, y1: y, y2: y}, g);
-      svgEl("text", {x: box.l - 6, y: y + 4, "text-anchor": "end"}, a, tickLabel(v, yunit));
-    });
-    svgEl("path", {d: "M" + box.l + "," + box.t + "V" + box.b + "H" + box.r, fill: "none"}, a);
-    svgEl("text", {x: (box.l + box.r) / 2, y: box.b + 34, "text-anchor": "middle"}, a, xlabel);
-    svgEl("text", {x: 14, y: (box.t + box.b) / 2, "text-anchor": "middle",
-                   transform: "rotate(-90 14 " + (box.t + box.b) / 2 + ")"}, a, ylabel);
+  function esc(s) {
+    return String(s).replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[c]; });
   }
-  function onHover(svg, lookup) {
-    svg.addEventListener("mousemove", function (evt) {
-      var i = evt.target.getAttribute && evt.target.getAttribute("data-i");
-      if (i === null || i === undefined) { hideTip(); return; }
-      showTip(evt, lookup(+i, evt.target));
-    });
-    svg.addEventListener("mouseleave", hideTip);
+  function draw(id, data, layout) {
+    pending.push(Plotly.react(document.getElementById(id), data, layout, CONFIG));
   }
 
-  // ---- horizontal grouped bars -------------------------------------------------------------------------------
-  function hbars(svg, rows, series, unit, digits) {
-    var W = 1180, labelW = 270, barH = 13, rowH = barH * series.length + 12, top = 34;
-    var H = top + rows.length * rowH + 40;
-    sizeSvg(svg, W, H);
-    var max = 0;
-    rows.forEach(function (r) { r.vals.forEach(function (v) { if (v > max) max = v; }); });
-    var box = {l: labelW, r: W - 110, t: top, b: top + rows.length * rowH};
-    var xs = linScale(0, max || 1, box.l, box.r);
-    var g = svgEl("g", {"class": "grid"}, svg), a = svgEl("g", {"class": "axis"}, svg);
-    niceTicks(0, max || 1, 6).forEach(function (v) {
-      svgEl("line", {x1: xs(v), x2: xs(v), y1: box.t, y2: box.b}, g);
-      svgEl("text", {x: xs(v), y: box.b + 15, "text-anchor": "middle"}, a, fmt(v, v < 10 && v % 1 ? 1 : 0));
-    });
-    svgEl("text", {x: (box.l + box.r) / 2, y: box.b + 32, "text-anchor": "middle"}, a, unit);
-    series.forEach(function (s, j) {
-      var x = labelW + j * 120;
-      svgEl("rect", {x: x, y: 10, width: 11, height: 11, fill: s.color}, svg);
-      svgEl("text", {x: x + 15, y: 20}, svg, s.name);
-    });
-    rows.forEach(function (r, i) {
-      var y0 = top + i * rowH + 6;
-      svgEl("text", {x: labelW - 8, y: y0 + rowH / 2 - 2, "text-anchor": "end"}, svg, r.label);
-      r.vals.forEach(function (v, j) {
-        var y = y0 + j * barH;
-        svgEl("rect", {"class": "bar", x: box.l, y: y, width: Math.max(0.5, xs(v) - box.l), height: barH - 2,
-                       fill: series[j].color, "data-i": i * series.length + j}, svg);
-        svgEl("text", {x: xs(v) + 4, y: y + barH - 4, "font-size": "10"}, svg, fmt(v, digits));
-      });
-    });
-    onHover(svg, function (k) {
-      var r = rows[Math.floor(k / series.length)], s = series[k % series.length];
-      return "<b>" + esc(r.label) + "</b><br>" + esc(s.name) + ": " + fmt(r.vals[k % series.length], digits) + " " +
-        esc(unit) + (r.tip ? "<br>" + r.tip : "");
-    });
-  }
-
-  // ---- report: stages, module types, module tree ------------------------------------------------------------
-  function stageChart() {
-    var svg = document.getElementById("stage-chart"), sel = document.getElementById("stage-metric");
-    function draw() {
-      var m = sel.value, rows, series, unit, digits = 3;
-      if (m === "time") {
-        series = [{name: "device", color: COLORS[0]}, {name: "host", color: COLORS[1]}, {name: "wall", color: COLORS[7]}];
-        rows = DATA.stages.map(function (s) {
-          return {label: s.name, vals: [s.device_ms, s.host_ms, s.wall_ms], tip: "bound: " + esc(s.bound)};
-        });
-        unit = "predicted ms (decode.step: one step)";
-      } else {
-        series = [{name: "tensor-core", color: COLORS[0]}, {name: "CUDA-core", color: COLORS[2]}];
-        rows = DATA.stages.map(function (s) {
-          return {label: s.name, vals: [s.tc_flops / 1e9, s.cc_flops / 1e9],
-                  tip: si(s.bytes, "B") + " moved, " + fmt(s.intensity, 1) + " FLOP/B, " + s.kernels + " kernels"};
-        });
-        unit = "GFLOP";
-        digits = 1;
+  // ---- report: the embedded figures, each with an optional view control -----------------------------------------
+  function chart(id) {
+    var c = DATA.charts[id];
+    if (!c) return;
+    var sel = c.select ? document.getElementById(c.select) : null;
+    function show() {
+      var v = sel ? sel.value : null;
+      if (c.figures) { var f = c.figures[v]; draw(id, f.data, f.layout); return; }
+      var fig = c.figure, data = fig.data, layout = fig.layout, view = c.views && c.views[v];
+      if (view) {
+        data = data.map(function (t, i) { return Object.assign({}, t, {visible: view.visible[i]}); });
+        if (view.x_title) {
+          layout = Object.assign({}, layout, {xaxis: Object.assign({}, layout.xaxis, {title: {text: view.x_title}})});
+        }
       }
-      hbars(svg, rows, series, unit, digits);
+      draw(id, data, layout);
     }
-    sel.addEventListener("change", function () { draw(); markRendered(); });
-    draw();
-  }
-
-  function typeChart() {
-    var svg = document.getElementById("type-chart"), sel = document.getElementById("module-phase");
-    function draw() {
-      var types = DATA.module_types[sel.value] || [];
-      var timed = DATA.has_predictions;
-      var rows = types.slice(0, 15).map(function (t) {
-        return {label: t.type.length > 40 ? t.type.slice(0, 39) + "…" : t.type,
-                vals: [timed ? t.device_ms : t.flops / 1e9],
-                tip: esc(t.type) + "<br>" + si(t.flops, "FLOP") + ", " + si(t.bytes, "B") +
-                  (timed ? "<br>device " + fmt(t.device_ms, 3) + " ms, host " + fmt(t.host_ms, 3) + " ms" : "")};
-      });
-      hbars(svg, rows, [{name: timed ? "device time" : "FLOPs", color: COLORS[sel.value === "decode" ? 5 : 0]}],
-            timed ? "predicted device ms (exclusive, by module class)" : "GFLOP (exclusive, by module class)",
-            timed ? 3 : 1);
-    }
-    sel.addEventListener("change", function () { draw(); tree(); markRendered(); });
-    draw();
+    if (sel) sel.addEventListener("change", function () { show(); settle(); });
+    show();
   }
 
   function tree() {
@@ -243,134 +111,14 @@
     render();
   }
 
-  // ---- report: roofline ---------------------------------------------------------------------------------------
-  function roofline() {
-    var R = DATA.roofline, svg = document.getElementById("roofline");
-    if (!R) return;
-    var phaseSel = document.getElementById("roof-phase"), legend = document.getElementById("roof-legend");
-    var hidden = {};
-    R.stages.forEach(function (s, i) {
-      var lab = htmlEl("label", {}, legend);
-      htmlEl("span", {"class": "sw"}, lab).style.background = R.stage_colors[i];
-      lab.appendChild(document.createTextNode(s + " (" + R.stage_counts[i] + ")"));
-      lab.addEventListener("click", function () {
-        hidden[i] = !hidden[i];
-        lab.className = hidden[i] ? "off" : "";
-        draw();
-      });
-    });
-    function draw() {
-      var W = 1180, H = 600, box = {l: 92, r: W - 24, t: 54, b: H - 48};
-      sizeSvg(svg, W, H);
-      var ph = phaseSel.value;
-      var shownIdx = [];
-      R.points.forEach(function (p, i) {
-        if (!hidden[p[2]] && (ph === "both" || R.phases[p[3]] === ph)) shownIdx.push(i);
-      });
-      var ridgeTc = R.tc / R.bw, ridgeCc = R.cc / R.bw;
-      var xs0 = R.points.map(function (p) { return p[0]; }), ys0 = R.points.map(function (p) { return p[1]; });
-      var xlo = Math.min.apply(null, xs0.concat([ridgeCc, 1])) / 3, xhi = Math.max.apply(null, xs0.concat([ridgeTc])) * 3;
-      var ylo = Math.max(1, Math.min.apply(null, ys0.concat([xlo * R.bw])) / 3), yhi = R.tc * 2.5;
-      var xs = logScale(xlo, xhi, box.l, box.r), ys = logScale(ylo, yhi, box.b, box.t);
-      axes(svg, box, xs, ys, decadeTicks(xlo, xhi), decadeTicks(ylo, yhi), "", "FLOP/s",
-           "arithmetic intensity [FLOP/B]", "predicted achieved FLOP/s (FLOPs / predicted kernel time)");
-      [[R.tc, "tensor-core", "", ridgeTc], [R.cc, "CUDA-core", "6 4", ridgeCc]].forEach(function (roof) {
-        var peak = roof[0], ridge = roof[3];
-        var d = "M" + xs(xlo) + "," + ys(Math.max(ylo, xlo * R.bw)) + "L" + xs(ridge) + "," + ys(peak) + "L" + xs(xhi) + "," + ys(peak);
-        if (xlo * R.bw < ylo) d = "M" + xs(ylo / R.bw) + "," + ys(ylo) + "L" + xs(ridge) + "," + ys(peak) + "L" + xs(xhi) + "," + ys(peak);
-        svgEl("path", {d: d, fill: "none", stroke: "#222", "stroke-width": 1.8, "stroke-dasharray": roof[2]}, svg);
-        svgEl("line", {x1: xs(ridge), x2: xs(ridge), y1: ys(peak), y2: box.b, stroke: "#999", "stroke-dasharray": "2 3"}, svg);
-        svgEl("circle", {cx: xs(ridge), cy: ys(peak), r: 4, fill: "#222"}, svg);
-        var right = xs(ridge) > (box.l + box.r) / 2;  // label on the side with room
-        svgEl("text", {x: xs(ridge) + (right ? -8 : 8), y: ys(peak) + 16, "text-anchor": right ? "end" : "start",
-                       "font-weight": 600}, svg,
-              roof[1] + " ridge: " + fmt(ridge, 0) + " FLOP/B at " + tickLabel(peak, "FLOP/s"));
-      });
-      var g = svgEl("g", {}, svg);
-      shownIdx.forEach(function (i) {
-        var p = R.points[i];
-        svgEl("circle", {"class": "pt", cx: xs(p[0]).toFixed(1), cy: ys(p[1]).toFixed(1), r: 2.8,
-                         fill: R.stage_colors[p[2]], "fill-opacity": 0.7, "data-i": i}, g);
-      });
-      svgEl("text", {"class": "title", x: box.l, y: 18}, svg,
-            "Predicted roofline: " + R.device + " (" + R.execution + "), " + shownIdx.length + " kernels shown" +
-            (R.without_flops ? ", " + R.without_flops + " without FLOPs not placed" : ""));
-      svgEl("text", {x: box.l, y: 36, fill: "#5b6575"}, svg,
-            "roofs: datasheet peaks; points: FLOPs / predicted kernel time (profile " + R.profile + ")");
-    }
-    onHover(svg, function (i) {
-      var p = R.points[i], s = R.strings;
-      return "<b>" + esc(s[p[4]]) + "</b> (" + esc(s[p[13]]) + ", " + R.phases[p[3]] + ")<br>" +
-        "module: " + esc(s[p[5]]) + "<br>" +
-        "rule: " + esc(s[p[6]]) + (p[14] >= 0 ? "<br><span style='color:#cfd6e4'>" + esc(s[p[14]]) + "</span>" : "") +
-        (s[p[7]] ? "<br>shapes: " + esc(s[p[7]]) : "") + "<br>" +
-        si(p[0] * p[15], "FLOP") + ", " + si(p[15], "B") + ", " + fmt(p[0], 1) + " FLOP/B<br>" +
-        "predicted " + fmt(p[8], 2) + " µs device (" + esc(s[p[10]]) + "-bound, efficiency " + fmt(p[11], 2) +
-        ", " + esc(s[p[12]]) + "), " + fmt(p[9], 2) + " µs host<br>achieved " + si(p[1], "FLOP/s");
-    });
-    phaseSel.addEventListener("change", function () { draw(); markRendered(); });
-    draw();
-  }
-
-  // ---- report: memory -------------------------------------------------------------------------------------------
-  function memoryChart() {
-    var M = DATA.memory, svg = document.getElementById("memory-chart");
-    if (!M) return;
-    var W = 1180, H = 190, box = {l: 20, r: W - 30, t: 46, b: 96};
-    sizeSvg(svg, W, H);
-    var segs = M.segments, top = Math.max(M.total, M.device) * 1.04;
-    var xs = linScale(0, top, box.l, box.r);
-    var defs = svgEl("defs", {}, svg);
-    var pat = svgEl("pattern", {id: "hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse",
-                                patternTransform: "rotate(45)"}, defs);
-    svgEl("rect", {width: 3, height: 6, fill: "rgba(0,0,0,0.35)"}, pat);
-    var x = 0;
-    segs.forEach(function (s, i) {
-      svgEl("rect", {"class": "bar", x: xs(x), y: box.t, width: Math.max(0.5, xs(x + s.bytes) - xs(x)),
-                     height: box.b - box.t, fill: s.color, "data-i": i}, svg);
-      if (xs(x + s.bytes) - xs(x) > 70) {
-        svgEl("text", {x: xs(x) + 4, y: box.t + 16, fill: "#fff", "font-weight": 600}, svg, s.name);
-        svgEl("text", {x: xs(x) + 4, y: box.t + 31, fill: "#fff"}, svg, gib(s.bytes));
-      }
-      if (s.name.indexOf("activation") === 0 && M.logits > 0) {
-        svgEl("rect", {x: xs(x), y: box.b - 12, width: Math.max(0.5, xs(x + M.logits) - xs(x)), height: 12,
-                       fill: "url(#hatch)", "data-i": segs.length}, svg);
-      }
-      x += s.bytes;
-    });
-    var dx = xs(M.device);
-    svgEl("line", {x1: dx, x2: dx, y1: box.t - 22, y2: box.b + 18, stroke: "#c62828", "stroke-width": 2.5,
-                   "stroke-dasharray": "6 3"}, svg);
-    svgEl("text", {x: dx - 4, y: box.t - 26, "text-anchor": "end", fill: "#c62828", "font-weight": 600}, svg,
-          "device memory " + gib(M.device));
-    svgEl("text", {"class": "title", x: box.l, y: 18}, svg,
-          "Memory of the request: " + gib(M.total) + " of " + gib(M.device) + (M.fits ? " (fits, " + gib(M.device - M.total) +
-          " free)" : " (DOES NOT FIT)"));
-    var lx = box.l, ly = box.b + 30;
-    function legendItem(fill, text) {
-      var t = svgEl("text", {x: lx + 15, y: ly + 10}, svg, text);
-      var w = t.getComputedTextLength();
-      if (lx + 15 + w > box.r && lx > box.l) { lx = box.l; ly += 20; t.setAttribute("x", lx + 15); t.setAttribute("y", ly + 10); }
-      svgEl("rect", {x: lx, y: ly, width: 11, height: 11, fill: fill, stroke: "#999", "stroke-width": 0.5}, svg);
-      lx += 30 + w;
-    }
-    segs.forEach(function (s) { legendItem(s.color, s.name + " " + gib(s.bytes)); });
-    legendItem("url(#hatch)", "fp32 logits " + gib(M.logits) + " (inside the activation peak)");
-    svg.setAttribute("height", ly + 24);
-    svg.setAttribute("viewBox", "0 0 " + W + " " + (ly + 24));
-    onHover(svg, function (i) {
-      if (i === segs.length) return "<b>fp32 logits</b><br>" + gib(M.logits) + ": live at the end of prefill, counted in the activation peak";
-      var s = segs[i];
-      return "<b>" + esc(s.name) + "</b><br>" + gib(s.bytes) + " (" + fmt(s.bytes, 0) + " B)" + (s.note ? "<br>" + esc(s.note) : "");
-    });
-  }
-
   // ---- sweep explorer ---------------------------------------------------------------------------------------------
+  // [key, header, align, value, digits]
   var SWEEP_COLS = [
     ["mode", "mode", "l", function (r) { return r.mode; }],
     ["device", "device", "l", function (r) { return r.device; }],
     ["profile", "profile", "l", function (r) { return r.profile; }],
     ["execution", "execution", "l", function (r) { return r.execution; }],
+    ["implementation", "implementation", "l", function (r) { return r.implementation || "native"; }],
     ["batch", "batch", "", function (r) { return r.batch; }],
     ["output_tokens", "out tokens", "", function (r) { return r.output_tokens; }],
     ["ttft_ms", "TTFT ms", "", function (r) { return r.ttft_s * 1e3; }, 1],
@@ -379,18 +127,39 @@
     ["e2e_s", "e2e s", "", function (r) { return r.e2e_s; }, 2],
     ["tokens_per_s", "tokens/s", "", function (r) { return r.tokens_per_s; }, 0],
     ["pages_per_gpu_day", "pages/GPU-day", "", function (r) { return r.pages_per_gpu_day; }, 0],
+    ["usd_per_million_pages", "$/M pages", "", function (r) { return r.usd_per_million_pages; }, 0],
     ["memory_gib", "memory GiB", "", function (r) { return r.memory_total_bytes / 1073741824; }, 1],
-    ["device_gib", "GPU GiB", "", function (r) { return r.device_memory_bytes / 1073741824; }, 0],
+    ["device_gib", "GPU GiB", "", function (r) { return r.device_memory_bytes / 1073741824; }, 1],
     ["fits", "fits", "l", function (r) { return r.fits === undefined ? "?" : (r.fits ? "yes" : "NO"); }],
+    ["confidence", "trust", "l", function (r) { return r.confidence || "?"; }],
     ["routing", "routing", "l", function (r) { return r.routing; }]
   ];
   function col(key) { for (var i = 0; i < SWEEP_COLS.length; i++) if (SWEEP_COLS[i][0] === key) return SWEEP_COLS[i]; }
 
+  function axisFor(values, title) {
+    // log where the values span more than 30x (batch 1 to 512, ms/token across GPUs), else linear
+    var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
+    return {title: {text: title}, type: lo > 0 && hi / lo > 30 ? "log" : "linear", zeroline: false};
+  }
+  function symbolOf(execution, executions) {
+    return SYMBOLS[execution] || EXTRA_SYMBOLS[executions.indexOf(execution) % EXTRA_SYMBOLS.length];
+  }
+  function hoverOf(r) {
+    return "<b>" + esc(r.mode) + " on " + esc(r.device) + "</b>, " + esc(r.execution) + " (" +
+      esc(r.implementation || "native") + "), batch " + r.batch + ", " + r.output_tokens + " output tokens<br>TTFT " +
+      fmt(r.ttft_s * 1e3, 1) + " ms, " + fmt(r.tpot_mean_s * 1e3, 2) + " ms/token, " + fmt(r.pages_per_gpu_day, 0) +
+      " pages/GPU-day" + (r.usd_per_million_pages !== undefined ? ", $" + fmt(r.usd_per_million_pages, 0) +
+      " per million pages" : "") + "<br>memory " + gib(r.memory_total_bytes) + " of " + gib(r.device_memory_bytes) +
+      (r.fits === false ? " <b>does not fit</b>" : "") + "<br>trust: " + esc(r.confidence || "?") +
+      (r.confidence_note ? " (" + esc(r.confidence_note) + ")" : "") + "<br>profile " + esc(r.profile) +
+      ", routing " + esc(r.routing);
+  }
+
   function sweepExplorer() {
     var rows = DATA.rows, filters = document.getElementById("filters");
-    var keys = ["mode", "device", "execution", "batch", "output_tokens"], on = {};
+    var keys = ["mode", "device", "execution", "implementation", "batch", "output_tokens", "confidence"], on = {};
     keys.forEach(function (k) {
-      var vals = uniq(rows.map(function (r) { return r[k]; }));
+      var vals = uniq(rows.map(function (r) { return col(k)[3](r); }));
       if (k === "batch" || k === "output_tokens") vals.sort(function (a, b) { return a - b; });
       var fs = htmlEl("fieldset", {}, filters);
       htmlEl("legend", {}, fs, col(k)[1]);
@@ -408,59 +177,72 @@
     [fitOnly, xSel, ySel].forEach(function (e) { e.addEventListener("change", update); });
     var sortKey = "pages_per_gpu_day", sortDir = -1;
     var devices = uniq(rows.map(function (r) { return r.device; }));
+    var executions = uniq(rows.map(function (r) { return r.execution; }));
     var devColor = {};
     devices.forEach(function (d, i) { devColor[d] = COLORS[i % COLORS.length]; });
-    var legend = document.getElementById("sweep-legend");
-    devices.forEach(function (d) {
-      var s = htmlEl("span", {}, legend);
-      htmlEl("span", {"class": "sw"}, s).style.background = devColor[d];
-      s.appendChild(document.createTextNode(d));
-    });
-    htmlEl("span", {}, legend, "● eager   ■ fused   ✕ red: does not fit in GPU memory");
 
     function shown() {
       return rows.filter(function (r) {
-        for (var i = 0; i < keys.length; i++) if (!on[keys[i]][r[keys[i]]]) return false;
+        for (var i = 0; i < keys.length; i++) if (!on[keys[i]][col(keys[i])[3](r)]) return false;
         return !(fitOnly.checked && r.fits === false);
       });
     }
-    function scatter(pts) {
-      var svg = document.getElementById("sweep-chart"), W = 1180, H = 520, box = {l: 86, r: W - 24, t: 30, b: H - 48};
-      sizeSvg(svg, W, H);
-      var cx = col(xSel.value), cy = col(ySel.value);
-      var xv = pts.map(function (r) { return cx[3](r); }), yv = pts.map(function (r) { return cy[3](r); });
-      if (!pts.length) {
-        svgEl("text", {x: W / 2, y: H / 2, "text-anchor": "middle"}, svg, "no point matches the filters");
-        return;
-      }
-      function scale(v, r0, r1) {
-        var lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
-        if (lo > 0 && hi / lo > 30) {
-          lo /= 1.5; hi *= 1.5;
-          return {f: logScale(lo, hi, r0, r1), ticks: decadeTicks(lo, hi)};
-        }
-        var pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
-        lo = Math.max(0, lo - pad); hi += pad;
-        return {f: linScale(lo, hi, r0, r1), ticks: niceTicks(lo, hi, 7)};
-      }
-      var sx = scale(xv, box.l, box.r), sy = scale(yv, box.b, box.t);
-      axes(svg, box, sx.f, sy.f, sx.ticks, sy.ticks, "", "", cx[1], cy[1]);
-      var g = svgEl("g", {}, svg);
-      pts.forEach(function (r, i) {
-        var x = sx.f(xv[i]), y = sy.f(yv[i]), c = devColor[r.device], idx = rows.indexOf(r);
-        var fill = r.fits === false ? "#fff" : c;
-        if (r.execution === "fused") {
-          svgEl("rect", {"class": "bar", x: x - 4.5, y: y - 4.5, width: 9, height: 9, fill: fill, stroke: c,
-                         "stroke-width": 1.5, "data-i": idx}, g);
-        } else {
-          svgEl("circle", {"class": "pt", cx: x, cy: y, r: 5, fill: fill, stroke: c, "stroke-width": 1.5, "data-i": idx}, g);
-        }
-        if (r.fits === false) {
-          svgEl("path", {d: "M" + (x - 5) + "," + (y - 5) + "L" + (x + 5) + "," + (y + 5) + "M" + (x - 5) + "," + (y + 5) +
-                         "L" + (x + 5) + "," + (y - 5), stroke: "#d62728", "stroke-width": 2, "data-i": idx}, g);
-        }
+    // one trace per (device, execution) on axes (xa, ya); points that do not fit drawn open and crossed in red
+    function traces(pts, cx, cy, xa, ya, legend) {
+      var out = [], unfit = pts.filter(function (r) { return r.fits === false; });
+      devices.forEach(function (d) {
+        executions.forEach(function (e) {
+          var mine = pts.filter(function (r) { return r.device === d && r.execution === e; });
+          if (!mine.length) return;
+          out.push({type: "scatter", mode: "markers", name: d + " · " + e, legendgroup: d + " · " + e,
+                    showlegend: legend, xaxis: xa, yaxis: ya,
+                    x: mine.map(cx[3]), y: mine.map(cy[3]), hovertext: mine.map(hoverOf),
+                    hovertemplate: "%{hovertext}<extra></extra>",
+                    marker: {symbol: mine.map(function (r) { return symbolOf(e, executions) + (r.fits === false ? "-open" : ""); }),
+                             color: devColor[d], size: 10, line: {color: devColor[d], width: 1.5}}});
+        });
       });
-      svgEl("text", {"class": "title", x: box.l + 8, y: box.t - 10}, svg, pts.length + " of " + rows.length + " points");
+      if (unfit.length) {
+        out.push({type: "scatter", mode: "markers", name: "does not fit in GPU memory", legendgroup: "unfit",
+                  showlegend: legend, xaxis: xa, yaxis: ya, x: unfit.map(cx[3]), y: unfit.map(cy[3]),
+                  hoverinfo: "skip", marker: {symbol: "x-thin", size: 12, line: {color: "#d62728", width: 2}}});
+      }
+      return out;
+    }
+    function scatter(pts) {
+      var cx = col(xSel.value), cy = col(ySel.value);
+      var data = traces(pts, cx, cy, "x", "y", true);
+      var layout = {template: DATA.template, font: FONT, height: 520, hovermode: "closest",
+                    margin: {l: 80, r: 30, t: 50, b: 50},
+                    title: {text: pts.length + " of " + rows.length + " points", x: 0.01, font: {size: 14}},
+                    xaxis: axisFor(pts.map(cx[3]).concat([1]), cx[1]), yaxis: axisFor(pts.map(cy[3]).concat([1]), cy[1])};
+      if (!pts.length) layout.annotations = [{text: "no point matches the filters", showarrow: false,
+                                              xref: "paper", yref: "paper", x: 0.5, y: 0.5}];
+      draw("sweep-chart", data, layout);
+    }
+    // the same two metrics in one panel per GPU, every panel on the same x and y axes
+    function perGpu(pts) {
+      var cx = col(xSel.value), cy = col(ySel.value), shownDevices = devices.filter(function (d) {
+        return pts.some(function (r) { return r.device === d; });
+      });
+      var n = Math.max(1, shownDevices.length), cols = Math.min(n, 4), nrows = Math.ceil(n / cols);
+      var data = [], anns = [], layout = {template: DATA.template, font: FONT, height: 80 + 300 * nrows,
+        hovermode: "closest", margin: {l: 80, r: 30, t: 70, b: 50}, showlegend: false,
+        title: {text: "Per GPU, shared axes: " + cy[1] + " against " + cx[1], x: 0.01, font: {size: 14}},
+        grid: {rows: nrows, columns: cols, pattern: "independent", xgap: 0.08, ygap: 0.18}};
+      var xall = pts.map(cx[3]).concat([1]), yall = pts.map(cy[3]).concat([1]);
+      shownDevices.forEach(function (d, i) {
+        var xa = i ? "x" + (i + 1) : "x", ya = i ? "y" + (i + 1) : "y";
+        data = data.concat(traces(pts.filter(function (r) { return r.device === d; }), cx, cy, xa, ya, false));
+        var ax = axisFor(xall, i >= n - cols ? cx[1] : ""), ay = axisFor(yall, i % cols === 0 ? cy[1] : "");
+        if (i) { ax.matches = "x"; ay.matches = "y"; }
+        layout["xaxis" + (i ? i + 1 : "")] = ax;
+        layout["yaxis" + (i ? i + 1 : "")] = ay;
+        anns.push({text: "<b>" + esc(d) + "</b>", showarrow: false, xref: xa + " domain", yref: ya + " domain",
+                   x: 0.5, y: 1.08, xanchor: "center"});
+      });
+      layout.annotations = anns;
+      draw("sweep-gpus", data, layout);
     }
     function table(pts) {
       var box = document.getElementById("sweep-table");
@@ -475,7 +257,10 @@
         });
       });
       var c = col(sortKey);
+      // points that fit come first whatever the sort: a planner reads the top rows
       var sorted = pts.slice().sort(function (a, b) {
+        var fa = a.fits === false ? 1 : 0, fb = b.fits === false ? 1 : 0;
+        if (fa !== fb) return fa - fb;
         var x = c[3](a), y = c[3](b);
         if (x < y) return -sortDir;
         if (x > y) return sortDir;
@@ -494,40 +279,35 @@
     function update() {
       var pts = shown();
       scatter(pts);
+      perGpu(pts);
       table(pts);
-      markRendered();
+      settle();
     }
-    onHover(document.getElementById("sweep-chart"), function (i) {
-      var r = rows[i];
-      return "<b>" + esc(r.mode) + " on " + esc(r.device) + "</b>, " + esc(r.execution) + ", batch " + r.batch + ", " +
-        r.output_tokens + " output tokens<br>TTFT " + fmt(r.ttft_s * 1e3, 1) + " ms, " + fmt(r.tpot_mean_s * 1e3, 2) +
-        " ms/token, " + fmt(r.pages_per_gpu_day, 0) + " pages/GPU-day<br>memory " + gib(r.memory_total_bytes) + " of " +
-        gib(r.device_memory_bytes) + (r.fits === false ? " <b>does not fit</b>" : "") + "<br>profile " + esc(r.profile) +
-        ", routing " + esc(r.routing);
-    });
     update();
   }
 
-  // ---- the page is drawn: record where each chart is (for tests and screenshots) ---------------------------------
-  function markRendered() {
-    var charts = document.querySelectorAll("svg.chart");
-    for (var i = 0; i < charts.length; i++) {
-      var b = charts[i].getBoundingClientRect();
-      charts[i].setAttribute("data-box", [b.left + window.scrollX, b.top + window.scrollY, b.width, b.height]
-        .map(function (v) { return Math.round(v); }).join(","));
-      charts[i].setAttribute("data-marks", charts[i].querySelectorAll("circle,rect,path").length);
-    }
-    document.body.setAttribute("data-rendered", "1");
+  // ---- when plotly.js has drawn: record where each chart is and how many marks it holds (tests, screenshots) ------
+  function settle() {
+    var waiting = pending;
+    pending = [];
+    Promise.all(waiting).then(function () {
+      var charts = document.querySelectorAll("div.chart");
+      for (var i = 0; i < charts.length; i++) {
+        var b = charts[i].getBoundingClientRect();
+        charts[i].setAttribute("data-box", [b.left + window.scrollX, b.top + window.scrollY, b.width, b.height]
+          .map(function (v) { return Math.round(v); }).join(","));
+        charts[i].setAttribute("data-marks", charts[i].querySelectorAll(".point").length);
+      }
+      document.body.setAttribute("data-rendered", "1");
+    });
   }
 
   if (DATA.kind === "report") {
-    stageChart();
-    typeChart();
+    ["stage-chart", "type-chart", "roofline", "memory-chart", "train-chart"].forEach(chart);
+    document.getElementById("module-phase").addEventListener("change", tree);
     tree();
-    roofline();
-    memoryChart();
   } else {
     sweepExplorer();
   }
-  markRendered();
+  settle();
 })();
