@@ -143,10 +143,10 @@ TOP_KERNELS = 80  # kernels kept per stage in a run's "kernels" table (by time)
 
 def kernel_table(names: dict[str, dict[str, list[float]]], repeats: int) -> dict[str, list[list[Any]]]:
     """Per stage: [kernel name, launches per step, us per step], the TOP_KERNELS longest, longest first."""
-    out = {}
+    out: dict[str, list[list[Any]]] = {}
     for stage, table in sorted(names.items()):
-        rows = sorted(([k, v[0] / repeats, v[1] / repeats] for k, v in table.items()), key=lambda r: (-r[2], r[0]))
-        out[stage] = rows[:TOP_KERNELS]
+        longest = sorted(table.items(), key=lambda kv: (-kv[1][1], kv[0]))[:TOP_KERNELS]
+        out[stage] = [[k, v[0] / repeats, v[1] / repeats] for k, v in longest]
     return out
 
 
