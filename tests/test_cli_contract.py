@@ -317,3 +317,16 @@ def test_warnings_in_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert err.count("warning: ") == len(w) == 2
     assert "## Warnings" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_deleted_working_directory(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    # started inside a folder that is removed before the command looks around (as `rm -rf` from another shell)
+    code = ("import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); sys.argv = ['dsocr-trace', 'analyze', "
+            "'--mode', 'tiny']; from dsocr_trace import cli; cli.main()")
+    p = subprocess.run([sys.executable, "-c", code, str(gone)], capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.splitlines() == ["error: the working directory no longer exists (deleted or moved): cd to an "
+                                     "existing folder and rerun"], p.stderr

@@ -122,6 +122,9 @@ def test_report_html_is_self_contained_and_complete(pages: dict[str, Any]) -> No
     text = (pages["dir"] / "report.html").read_text()
     assert "calibrated on NVIDIA H100" in text  # the profile is named, with its card
     assert "MoE routing" in text
+    req = pred["request"]
+    assert "USD per million pages" in text and f"${req['usd_per_million_pages']:,.0f} at" in text
+    assert req["price_source"].split(",")[0] in text and f">{req['confidence']}<" in text
 
 
 def test_html_is_deterministic(pages: dict[str, Any]) -> None:

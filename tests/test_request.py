@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -80,6 +83,9 @@ def test_request_metrics_consistent(base_analysis: Analysis) -> None:
     fused = predict_request(base_analysis, spec, default_profile(spec), "fused")
     assert fused["stages"]["decode.step"]["wall_s"] < st["decode.step"]["wall_s"]
     assert p["memory"]["fits"] and p["memory"]["kv_bytes_per_token"] == 61_440
+    # the activation peak names the op and module where the live tensors peak (a traced node of the prefill)
+    at = next(n for n in base_analysis.traces["prefill"].nodes if n.id == p["memory"]["activation_peak_at_node"])
+    assert p["memory"]["activation_peak_op"] == at.op and at.module_path in p["memory"]["activation_peak_module"]
 
 
 @pytest.mark.parametrize("execution", ["eager", "graph", "fused", "compiled"])
@@ -100,3 +106,26 @@ def test_host_band_replay_equals_replanning(base_analysis: Analysis, execution: 
             fast = fit.host_scaled(f).step(kv, host_scaled(prof, f)).wall_s
             slow = again.step(kv, host_scaled(prof, f)).wall_s
             assert fast == pytest.approx(slow, rel=1e-9), (f, kv)
+
+
+def test_report_stage_entries_hold_counts_times_and_trust(base_analysis: Analysis) -> None:
+    import jsonschema
+
+    from dsocr_trace.hardware.profile import packaged_profile
+    from dsocr_trace.report.build import build_report
+
+    spec = load_device("h100")
+    pred = predict_request(base_analysis, spec, packaged_profile(spec), "eager")
+    rep = build_report(base_analysis, pred)
+    schema = json.loads((Path(__file__).resolve().parents[1] / "specs" / "report-schema.json").read_text())
+    jsonschema.validate(json.loads(json.dumps(rep)), schema, cls=jsonschema.Draft202012Validator)
+    for name, st in rep["stages"].items():
+        p = pred["stages"][name]
+        assert st["device_s"] == p["device_s"] and st["wall_s"] == p["wall_s"] and st["bound"] == p["bound"]
+        assert st["flops"] > 0 and st["kernels"] > 0  # the counts beside them
+    # base batch 1 eager on the H100 lies inside what was measured there; decode at KV 786 too
+    assert rep["stages"]["vision.sam"]["confidence"] == "validated"
+    assert "prefill eager batch 1" in rep["stages"]["vision.sam"]["confidence_note"]
+    assert "decode eager batch 1" in rep["stages"]["decode.step"]["confidence_note"]
+    fused = predict_request(base_analysis, spec, packaged_profile(spec), "fused")
+    assert {s["confidence"] for s in fused["stages"].values()} == {"modelled"}  # never measured

@@ -66,9 +66,11 @@ def _fake_predictions(report: dict[str, Any], nodes: list[dict[str, Any]]) -> di
                                   "bound_s": {"compute": 0.0, "memory": 1e-4, "launch": 0.0}}
                               for c in report["module_types"][ph]} for ph in ("prefill", "decode")},
         "modules": mods, "nodes": pnodes,
-        "memory": {"weights_bytes": 6.7e9, "weights_by_component": {"decoder": 5.2e9}, "kv_cache_bytes": 4.8e7,
+        "memory": {"weights_bytes": 6.7e9, "weights_by_component": {"decoder": 5.2e9, "vision": 1.5e9},
+                   "kv_cache_bytes": 4.8e7,
                    "kv_bytes_per_token": 61440, "activation_peak_bytes": 8.3e8, "logits_bytes": 1.5e8,
-                   "reserve_bytes": 1.07e9, "total_bytes": 8.6e9, "device_bytes": 8e10, "fits": True},
+                   "activation_peak_op": "aten.mm.default", "activation_peak_module": "lm_head (Linear)",
+                   "reserve_bytes": 1.07e9, "total_bytes": 8.648e9, "device_bytes": 8e10, "fits": True},
         "request": {"batch": 1, "output_tokens": 500, "ttft_s": 0.047, "tpot_mean_s": 0.0174, "tpot_last_s": 0.0174,
                     "e2e_s": 8.75, "tokens_per_s": 57.1, "pages_per_s": 0.114, "pages_per_gpu_day": 9875.0},
     }
@@ -180,9 +182,20 @@ def test_summary_mentions_workload(built: tuple[dict[str, Any], list[dict[str, A
               "Uncosted ops: none"):
         assert s in text, s
     assert "device ms" not in text and "## Request" not in text
+    assert "## Memory" in text and "**total**" in text  # the request's memory needs no device
     ptext = (pred_run / "summary.md").read_text(encoding="utf-8")
-    for s in ("device ms", "## Bound breakdown", "## Request", "## Memory", "Test GPU"):
+    for s in ("device ms", "## Bound breakdown", "## Request", "## Memory", "Test GPU", "device (usable)"):
         assert s in ptext, s
+    # the memory rows add up to the total, in GiB, and the peak names its op and module
+    table = ptext.split("## Memory", 1)[1].split("\n\n", 2)[1].splitlines()[2:]
+    parts = [r.split("|") for r in table]
+    summed = sum(int(p[3].strip().replace(",", "")) for p in parts if p[1].strip() not in ("**total**",
+                                                                                          "device (usable)"))
+    total = next(int(p[3].strip().replace(",", "")) for p in parts if p[1].strip() == "**total**")
+    assert summed == total
+    peak = next(p[4] for p in parts if p[1].strip() == "activation peak")
+    assert "live tensors at aten." in peak and " in " in peak and "fp32 logits" in peak, peak
+    assert " GB " not in ptext.split("## Memory", 1)[1].split("##", 1)[0]
 
 
 def test_layer_docs(built: tuple[dict[str, Any], list[dict[str, Any]]], plain_run: Path, pred_run: Path) -> None:

@@ -49,7 +49,8 @@ class AnalyzeResult:
     warnings: list[str]
 
     def stage_rows(self) -> list[dict[str, Any]]:
-        """Per stage: FLOPs, bytes, kernels and (with a GPU) device, host and wall time and bound, in one row."""
+        """Per stage: FLOPs, bytes, kernels and (with a GPU) device, host and wall time, bound and confidence, in
+        one row."""
         preds = (self.report.get("predictions") or {}).get("stages") or {}
         out = []
         for name, s in self.report["stages"].items():
@@ -58,7 +59,7 @@ class AnalyzeResult:
             p = preds.get(name)
             if p:
                 row |= {"kernels": int(p["kernels"]), "device_ms": p["device_s"] * 1e3, "host_ms": p["host_s"] * 1e3,
-                        "wall_ms": p["wall_s"] * 1e3, "bound": p["bound"]}
+                        "wall_ms": p["wall_s"] * 1e3, "bound": p["bound"], "confidence": p.get("confidence")}
             out.append(row)
         return out
 

@@ -419,6 +419,15 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
+def _check_working_directory() -> None:
+    """A deleted working directory: torch's MKL loader would abort with its own message while importing."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UserError("the working directory no longer exists (deleted or moved): cd to an existing folder and "
+                        "rerun") from None
+
+
 def _import_torch_uninterrupted(argv: list[str]) -> None:
     """Import torch and transformers with SIGINT/SIGTERM held: their C initialisation can swallow the exception
     a signal handler raises. A signal that arrives meanwhile is delivered right after, in plain Python."""
@@ -453,6 +462,7 @@ def main() -> None:
     for sig in _SIGNALS:
         signal.signal(sig, _interrupt)
     try:
+        _check_working_directory()
         _import_torch_uninterrupted(sys.argv[1:])
         rc = app(standalone_mode=False)
         raise_if_interrupted()

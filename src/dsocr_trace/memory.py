@@ -87,6 +87,9 @@ def memory_needs(trace_prefill: Trace, params: dict[str, Any], batch: int, conte
     weights = weight_bytes(params["components"], dtype)
     kv = kv_per_token * context_tokens * batch
     act, at = activation_peak(trace_prefill)
+    peak_node = next((n for n in trace_prefill.nodes if n.id == at), None)
+    # the logits exist from lm_head on: the peak holds them only when it comes that late
+    first_head = next((n.id for n in trace_prefill.nodes if n.module_path.split(".", 1)[0] == "lm_head"), None)
     total = sum(weights.values()) + kv + act + RUNTIME_RESERVE_BYTES
     return {
         "weight_dtype": dtype,
@@ -97,7 +100,12 @@ def memory_needs(trace_prefill: Trace, params: dict[str, Any], batch: int, conte
         "kv_context_tokens": context_tokens,
         "activation_peak_bytes": act,
         "activation_peak_at_node": at,
+        # the op whose outputs bring the live tensors to their peak, and the module that runs it
+        "activation_peak_op": peak_node.op if peak_node is not None else "",
+        "activation_peak_module": (f"{peak_node.module_path or '(top level)'} ({peak_node.module_type or 'Root'})"
+                                   if peak_node is not None else ""),
         "logits_bytes": logits_bytes,
+        "activation_peak_holds_logits": first_head is not None and at >= first_head,
         "reserve_bytes": RUNTIME_RESERVE_BYTES,
         "total_bytes": total,
     }

@@ -107,6 +107,8 @@ class StageTime:
     wall_s: float
     kernels: int
     bound: str
+    confidence: str = "?"  # validated, modelled, extrapolated, transferred or datasheet (hardware.validated)
+    confidence_note: str = ""
 
 
 @frozen
@@ -122,6 +124,8 @@ class RequestTime:
     pages_per_s: float
     usd_per_million_pages: float | None
     wall_band_e2e_s: tuple[float, float]  # the same request behind a faster and a slower host CPU
+    confidence: str = "?"  # the weaker of its prefill's and decode's
+    confidence_note: str = ""
 
 
 @frozen
@@ -153,14 +157,16 @@ def predict(analysis: Analysis, target: Target) -> Prediction:
 def prediction_of(target: Target, sec: dict[str, Any]) -> Prediction:
     """The typed Prediction of a `predictions` section (as predict_request returns it)."""
     stages = {name: StageTime(name, float(s["device_s"]), float(s["host_s"]), float(s["wall_s"]),
-                              int(s["kernels"]), str(s["bound"]))
+                              int(s["kernels"]), str(s["bound"]), str(s.get("confidence", "?")),
+                              str(s.get("confidence_note", "")))
               for name, s in sorted(sec["stages"].items())}
     r = sec["request"]
     band = r["wall_band"]["e2e_s"]
     request = RequestTime(int(r["batch"]), int(r["output_tokens"]), float(r["ttft_s"]), float(r["tpot_mean_s"]),
                           float(r["e2e_s"]), float(r["tokens_per_s"]), float(r["pages_per_s"]),
                           None if r.get("usd_per_million_pages") is None else float(r["usd_per_million_pages"]),
-                          (float(band[0]), float(band[-1])))
+                          (float(band[0]), float(band[-1])), str(r.get("confidence", "?")),
+                          str(r.get("confidence_note", "")))
     m = sec["memory"]
     memory = MemoryFit(int(m["total_bytes"]), int(m.get("capacity_bytes", target.spec.capacity_bytes)),
                        bool(m["fits"]))

@@ -19,7 +19,7 @@ from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
 from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled, profile_kind
 from dsocr_trace.hardware.spec import DeviceSpec
-from dsocr_trace.hardware.validated import point_confidence
+from dsocr_trace.hardware.validated import phase_confidence, point_confidence
 from dsocr_trace.memory import kv_per_token_of, logits_bytes_of, memory_needs, memory_plan
 from dsocr_trace.plan import (
     EXECUTIONS,
@@ -284,6 +284,13 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
                    point_confidence(spec.key, profile_kind(profile.source), execution, wl.batch, wl.prefill_tokens,
                                     wl.output_tokens), strict=True)),
     }
+    kind = profile_kind(profile.source)
+    for name, st in ph["stages"].items():
+        # a stage is as trustworthy as its phase: the decode step at the request's longest KV, the rest prefill
+        decode = name == "decode.step"
+        st["confidence"], st["confidence_note"] = phase_confidence(
+            spec.key, kind, "decode" if decode else "prefill", execution, wl.batch,
+            wl.prefill_tokens + wl.output_tokens if decode else None)
     bounds = Counter(r["bound"] for r in nodes["decode"])
     return {
         "device": {"key": spec.key, "name": spec.name, "tc_flops": spec.tc_flops, "cc_flops": spec.cc_flops,

@@ -65,6 +65,8 @@ class StageSummary(BaseModel):
     host_ms: float | None = None
     wall_ms: float | None = None
     bound: str | None = None
+    confidence: str | None = Field(None, description="validated, modelled, extrapolated, transferred or datasheet: "
+                                                     "the stage's phase against what was measured on this GPU")
 
 
 class RequestSummary(BaseModel):
@@ -77,6 +79,9 @@ class RequestSummary(BaseModel):
     memory_total_gib: float
     fits: bool
     profile: str = Field(description="calibrated, transferred or datasheet: how far to trust the times")
+    confidence: str | None = Field(None, description="validated, modelled, extrapolated, transferred or "
+                                                     "datasheet: the weaker of the prefill's and the decode's")
+    confidence_note: str | None = None
 
 
 class AnalyzeSummary(BaseModel):
@@ -169,7 +174,8 @@ def _summary(r: Any) -> AnalyzeSummary:
                              e2e_ms=p.request.e2e_s * 1e3, tokens_per_s=p.request.tokens_per_s,
                              pages_per_s=p.request.pages_per_s, usd_per_million_pages=p.request.usd_per_million_pages,
                              memory_total_gib=p.memory.total_bytes / 2**30, fits=p.memory.fits,
-                             profile=profile_kind(p.target.profile.source))
+                             profile=profile_kind(p.target.profile.source), confidence=p.request.confidence,
+                             confidence_note=p.request.confidence_note)
     return AnalyzeSummary(model=rep["model"]["id"], workload=str(wl.get("label") or wl.get("mode")),
                           vision_tokens=int(wl["vision_tokens"]), prefill_tokens=int(wl["prefill_tokens"]),
                           device=None if p is None else p.target.spec.key,

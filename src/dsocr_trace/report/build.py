@@ -17,6 +17,7 @@ from dsocr_trace.report.aggregate import (
 )
 
 SCHEMA_VERSION = "1.0"
+STAGE_PREDICTION_KEYS = ("device_s", "host_s", "wall_s", "bound", "confidence", "confidence_note")
 
 
 def tool_info() -> dict[str, str]:
@@ -60,6 +61,11 @@ def build_report(a: Analysis, predictions: dict[str, Any] | None = None) -> dict
     report["memory"] = memory_needs_of(a)
     if predictions is not None:
         report["predictions"] = predictions
+        # each stage entry holds its counts and its predicted times together (predictions.stages keeps them too,
+        # beside the phase and request figures)
+        for name, st in report["stages"].items():
+            p = (predictions.get("stages") or {}).get(name) or {}
+            st.update({k: p[k] for k in STAGE_PREDICTION_KEYS if k in p})
     return report
 
 

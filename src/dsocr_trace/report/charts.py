@@ -148,7 +148,7 @@ def _log_range(lo: float, hi: float) -> list[float]:
 
 def memory_chart(mem: Mapping[str, Any]) -> dict[str, Any]:
     """One stacked bar of the request's memory (weights by component, KV cache, activation peak, reserve) against
-    the device's usable memory; the fp32 logits drawn hatched under the activation peak that holds them."""
+    the device's usable memory; the fp32 logits drawn hatched under the activation peak when it holds them."""
     fig = go.Figure()
     start = 0.0
     logits_base = 0.0
@@ -161,7 +161,7 @@ def memory_chart(mem: Mapping[str, Any]) -> dict[str, Any]:
                              hovertemplate=f"<b>{seg['name']}</b><br>{gib:,.2f} GiB<br>%{{customdata}}"
                                            "<extra></extra>"))
         start += gib
-    if mem["logits"] > 0:
+    if mem["logits"] > 0 and mem.get("logits_in_peak"):
         gib = mem["logits"] / 2**30
         fig.add_trace(go.Bar(name=f"fp32 logits {gib:,.2f} GiB (inside the activation peak)", y=["of which"],
                              x=[gib], base=[logits_base], orientation="h",

@@ -21,7 +21,7 @@ from dsocr_trace.costs.base import find_rule
 from dsocr_trace.hardware.profile import profile_kind
 from dsocr_trace.report import charts
 from dsocr_trace.report.plots import STAGE_COLORS
-from dsocr_trace.report.units import si
+from dsocr_trace.report.units import gib, si
 
 
 def _asset(name: str) -> str:
@@ -163,12 +163,15 @@ def _memory(report: Mapping[str, Any]) -> dict[str, Any] | None:
          "note": f"{_num(mem.get('kv_bytes_per_token')):,.0f} B per token x {mem.get('kv_context_tokens')} tokens "
                  f"x batch"},
         {"name": "activation peak", "bytes": _num(mem.get("activation_peak_bytes")), "color": "#2ca02c",
-         "note": f"live non-parameter tensors at their peak (node {mem.get('activation_peak_at_node')})"},
+         "note": "live non-parameter tensors at their peak, at "
+                 f"{mem.get('activation_peak_op') or 'node ' + str(mem.get('activation_peak_at_node'))}"
+                 + (f" in {mem['activation_peak_module']}" if mem.get("activation_peak_module") else "")},
         {"name": "runtime reserve", "bytes": _num(mem.get("reserve_bytes")), "color": "#7f7f7f",
          "note": "CUDA context, cuBLAS workspaces, allocator slack (a planning margin)"},
     ]
     return {"segments": segs, "total": _num(mem.get("total_bytes")), "device": _num(mem.get("device_bytes")),
-            "fits": bool(mem.get("fits")), "logits": _num(mem.get("logits_bytes"))}
+            "fits": bool(mem.get("fits")), "logits": _num(mem.get("logits_bytes")),
+            "logits_in_peak": bool(mem.get("activation_peak_holds_logits"))}
 
 
 def _module_types(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -262,6 +265,11 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
                 ("per output token (mean)", f"{_num(req.get('tpot_mean_s')) * 1e3:,.2f} ms"),
                 ("end to end", f"{_num(req.get('e2e_s')):,.2f} s"),
                 ("pages per GPU-day", f"{_num(req.get('pages_per_gpu_day')):,.0f}")]
+        if req.get("usd_per_million_pages") is not None:
+            kpis.append(("USD per million pages", f"${_num(req.get('usd_per_million_pages')):,.0f} at "
+                                                  f"${_num(req.get('price_per_hour_usd')):,.2f}/GPU-hour"))
+        if req.get("confidence"):
+            kpis.append(("trust", str(req["confidence"])))
         if mem:
             fits = "fits" if mem.get("fits") else "DOES NOT FIT"
             kpis.append(("memory", f"{_num(mem.get('total_bytes')) / 2**30:,.1f} / "
@@ -269,6 +277,8 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
         parts.append("<div class=\"kpis\">" + "".join(
             f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div><div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
             + "</div>")
+    notes = [str(req[k]) for k in ("confidence_note", "price_source") if req.get(k)]
+    parts += [f"<p class=\"muted\">{_e(n)}</p>" for n in notes]
     parts += [f"<div class=\"warn\">{_e(w)}</div>" for w in report_warnings(report)]
     timed = bool(pred)
     parts += ["<h2>Stages</h2>",
@@ -307,7 +317,7 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _gib_text(x: Any) -> str:
-    return f"{_num(x) / 2**30:,.2f} GiB"
+    return f"{gib(_num(x))} GiB"
 
 
 def _train_parts(train: Mapping[str, Any]) -> list[str]:

@@ -9,3 +9,8 @@ def si(x: float, unit: str) -> str:
         if abs(x) >= scale:
             return f"{x / scale:,.2f} {prefix}{unit}"
     return f"{x:,.0f} {unit}"
+
+
+def gib(x: float) -> str:
+    """Bytes in GiB, two decimals, without the unit: every output shows memory in GiB."""
+    return f"{x / 2**30:,.2f}"

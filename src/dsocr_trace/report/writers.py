@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dsocr_trace.report.units import gib
 from dsocr_trace.trace.ir import parent_path, self_and_ancestors
 
 if TYPE_CHECKING:
@@ -339,19 +340,37 @@ def _bound_table(report: Mapping[str, Any]) -> list[str]:
     return _md_table(["stage", "compute ms", "memory ms", "launch ms", "host ms", "bound"], rows)
 
 
+def _gib(x: Any) -> str:
+    return gib(_num(x))
+
+
 def _memory_table(mem: Mapping[str, Any]) -> list[str]:
+    """The request's memory as parts that add up to the total (GiB, as every output shows memory), then the
+    device's usable memory and the fit."""
     rows: list[list[Any]] = []
-    for k, v in mem.items():
-        if isinstance(v, dict):  # a breakdown in bytes (weights_by_component)
-            for ck, cv in v.items():
-                rows.append([f"{k}.{ck}", si(cv, "B"), f"{_num(cv):,.0f}"])
-        elif isinstance(v, bool):
-            rows.append([k, "yes" if v else "NO", ""])
-        elif isinstance(v, int | float) and k.endswith("_bytes"):
-            rows.append([k, si(v, "B"), f"{_num(v):,.0f}"])
-        else:
-            rows.append([k, f"{v:,}" if isinstance(v, int) else str(v), ""])
-    return _md_table(["memory", "value", "bytes"], rows, "lrr")
+    dtype = mem.get("weight_dtype", "?")
+    for comp, b in (mem.get("weights_by_component") or {}).items():
+        rows.append([f"weights: {comp}", _gib(b), f"{_num(b):,.0f}", f"{dtype} weights"])
+    rows.append(["KV cache", _gib(mem.get("kv_cache_bytes")), f"{_num(mem.get('kv_cache_bytes')):,.0f}",
+                 f"{_num(mem.get('kv_bytes_per_token')):,.0f} B per token x {mem.get('kv_context_tokens')} tokens "
+                 "(prompt + output) x batch"])
+    where = mem.get("activation_peak_op") or f"node {mem.get('activation_peak_at_node')}"
+    module = mem.get("activation_peak_module")
+    rows.append(["activation peak", _gib(mem.get("activation_peak_bytes")),
+                 f"{_num(mem.get('activation_peak_bytes')):,.0f}",
+                 f"live tensors at {where}" + (f" in {module}" if module else "")
+                 + (f"; holds the fp32 logits ({_gib(mem.get('logits_bytes'))} GiB)"
+                    if mem.get("activation_peak_holds_logits") else
+                    f"; the fp32 logits ({_gib(mem.get('logits_bytes'))} GiB) come later, below this peak")])
+    rows.append(["runtime reserve", _gib(mem.get("reserve_bytes")), f"{_num(mem.get('reserve_bytes')):,.0f}",
+                 "CUDA context, library workspaces, allocator slack"])
+    rows.append(["**total**", f"**{_gib(mem.get('total_bytes'))}**", f"{_num(mem.get('total_bytes')):,.0f}",
+                 "the sum of the rows above"])
+    if "device_bytes" in mem:
+        fit = "fits" if mem.get("fits") else "DOES NOT FIT"
+        rows.append(["device (usable)", _gib(mem.get("device_bytes")), f"{_num(mem.get('device_bytes')):,.0f}",
+                     f"{fit}; headroom {_gib(mem.get('headroom_bytes'))} GiB"])
+    return _md_table(["memory", "GiB", "bytes", "what"], rows, "lrrl")
 
 
 def _request_table(req: Mapping[str, Any]) -> list[str]:
@@ -441,9 +460,10 @@ def summary_markdown(report: Mapping[str, Any]) -> str:
         L += ["## Request", ""]
         L += _request_table(preds["request"])
         L += [""]
-    if preds.get("memory"):
+    mem = preds.get("memory") or report.get("memory")
+    if mem:  # the request's memory needs no device; with one, the fit check comes with it
         L += ["## Memory", ""]
-        L += _memory_table(preds["memory"])
+        L += _memory_table(mem)
         L += [""]
     for phase in PHASES:
         if (report.get("module_types") or {}).get(phase):
