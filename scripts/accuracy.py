@@ -78,12 +78,15 @@ def evaluate(name: str, measured: Mapping[str, Any], profile: Profile, device: s
     mem = [r["memory"]["error"] for r in res["runs"] if r.get("memory") and (r.get("held_out") or not held_out_only)]
     graph = [w["error"] for r, w in ((r, r["wall"]) for r in res["runs"])
              if r.get("execution") == "graph" and w["error"] is not None]
-    eager_walls = [r["wall"]["error"] for r in res["runs"] if r.get("execution") == "eager"
-                   and r["wall"]["error"] is not None and (r.get("held_out") or not held_out_only)]
+    eager_runs = [r for r in res["runs"] if r.get("execution") == "eager" and r["wall"]["error"] is not None
+                  and (r.get("held_out") or not held_out_only)]
+    eager_walls = [r["wall"]["error"] for r in eager_runs]
+    in_band = sum(1 for r in eager_runs if r["wall"].get("in_band"))
     print(f"{name}: {stats(p['error'] for p in pts)}", flush=True)
     return {"name": name, "profile": profile.label, "device": device, "stages": pts,
             "stage_stats": stats(p["error"] for p in pts), "graph_wall_stats": stats(graph),
-            "eager_wall_stats": stats(eager_walls), "memory_stats": stats(mem),
+            "eager_wall_stats": stats(eager_walls), "eager_in_band": [in_band, len(eager_runs)],
+            "memory_stats": stats(mem),
             "memory": [{"run": r.get("label"), **r["memory"]} for r in res["runs"] if r.get("memory")],
             "walls": [{"run": r.get("label"), "execution": r.get("execution"), **r["wall"]} for r in res["runs"]],
             "module_types": res["summary"]["module_type_mae"], "n_walls": len(walls)}
@@ -133,16 +136,18 @@ def markdown(res: Mapping[str, Any]) -> str:
             continue
         lines.append(f"| {c['name']} | {c['profile']} | {s['n']} | {pct(s['median_abs'])} | {pct(s['max_abs'])} | "
                      f"{s['within_5pct']}/{s['n']} | {s['within_8pct']}/{s['n']} | {s['within_20pct']}/{s['n']} |")
-    lines += ["", "Walls and memory:", "",
+    lines += ["", "Walls and memory (host band: each eager run re-predicted with the profile's host costs x 0.62 and "
+              "x 1.62, the spread between two H200 hosts, as `request.wall_band` gives it):", "",
               "| check | CUDA-graph decode wall (median / max) | eager wall (median / max) "
-              "| peak memory (median / max) |",
-              "|---|---|---|---|"]
+              "| eager wall inside the host band | peak memory (median / max) |",
+              "|---|---|---|---|---|"]
     for c in res["checks"]:
         g, e, m = c["graph_wall_stats"], c["eager_wall_stats"], c["memory_stats"]
 
         def mm(s: Mapping[str, Any]) -> str:
             return f"{pct(s.get('median_abs'))} / {pct(s.get('max_abs'))} ({s.get('n', 0)})" if s.get("n") else "-"
-        lines.append(f"| {c['name']} | {mm(g)} | {mm(e)} | {mm(m)} |")
+        b = c.get("eager_in_band") or [0, 0]
+        lines.append(f"| {c['name']} | {mm(g)} | {mm(e)} | {b[0]}/{b[1]} | {mm(m)} |")
     lines += ["", "## Per kernel family (standalone, each ladder point left out of its own fit)", "",
               "| family | points | median abs error | within ±5% | max |", "|---|---:|---:|---:|---:|"]
     for f, s in res["families"].items():
@@ -159,10 +164,13 @@ def markdown(res: Mapping[str, Any]) -> str:
             for m in c["memory"]:
                 lines.append(f"| {m['run']} | {m['predicted_bytes'] / 2**30:.2f} | {m['measured_bytes'] / 2**30:.2f} | "
                              f"{m['error'] * 100:+.1f}% |")
-        lines += ["", "| run | execution | predicted wall ms | measured wall ms | error | measured run spread |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["", "| run | execution | predicted wall ms | host band ms | measured wall ms | error | "
+                  "measured run spread |", "|---|---|---:|---:|---:|---:|---:|"]
         for w in c["walls"]:
-            lines.append(f"| {w['run']} | {w['execution']} | {w['predicted_s'] * 1e3:.2f} | "
+            band = w.get("band_s")
+            bt = (f"{band[0] * 1e3:.2f}-{band[1] * 1e3:.2f}" + ("" if w.get("in_band") else " (outside)")
+                  if band else "-")
+            lines.append(f"| {w['run']} | {w['execution']} | {w['predicted_s'] * 1e3:.2f} | {bt} | "
                          f"{w['measured_s'] * 1e3:.2f} | {pct(w['error'])} | {pct(w.get('measured_spread'))} |")
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ from typing import Any
 from dsocr_trace.analyze import load_model, run_analysis, trace_phase
 from dsocr_trace.costs import CostOptions, cost_trace
 from dsocr_trace.costs.routing import Routing, histogram_routing
-from dsocr_trace.hardware.profile import Profile
+from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled
 from dsocr_trace.hardware.spec import DeviceSpec, load_device, measured_spec
 from dsocr_trace.memory import phase_peak
 from dsocr_trace.plan import host_counts
@@ -134,6 +134,11 @@ def validate_measured(measured: Mapping[str, Any], profile: Profile, spec: Devic
         execution = r.get("execution", "eager")
         pred = predict_phases(a, spec, profile, execution)
         row = compare_run(pred, dict(r), w["phase"])
+        if execution == "eager" and row["wall"]["measured_s"]:
+            # the eager wall is the host's: the same plans behind a host at either end of HOST_BAND
+            band = sorted(predict_phases(a, spec, host_scaled(profile, f), execution)["phases"][w["phase"]]["wall_s"]
+                          for f in HOST_BAND)
+            row["wall"] |= {"band_s": band, "in_band": band[0] <= row["wall"]["measured_s"] <= band[1]}
         row["held_out"] = not in_calibration(w)
         row["label"] = run_label(w)
         if execution == "eager":
