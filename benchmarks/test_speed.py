@@ -41,8 +41,9 @@ def test_reports_plots_timeline(benchmark: Any, tmp_path: Path) -> None:
     from dsocr_trace.hardware.profile import packaged_profile
     from dsocr_trace.hardware.spec import load_device
     from dsocr_trace.report.build import build_report, dumps
+    from dsocr_trace.report.node_rows import trace_nodes
     from dsocr_trace.report.timeline import write_timeline
-    from dsocr_trace.report.writers import trace_nodes, write_all
+    from dsocr_trace.report.writers import write_all
     from dsocr_trace.request import predict_request
 
     a = run_analysis(DEFAULT_MODEL, make_workload("base"))

@@ -14,7 +14,7 @@ import pytest
 
 from dsocr_trace.trace.ir import stage_of
 from dsocr_trace.validate.compile_harness import kernel_table, validate_compiled_result
-from dsocr_trace.validate.harness import walk_step
+from dsocr_trace.validate.profiling import walk_step
 from dsocr_trace.validate.train_harness import summarise_train, validate_train_result, walk_train_step
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -131,7 +131,7 @@ def test_html_is_deterministic(pages: dict[str, Any]) -> None:
     assert report_html(pages["report"]) == report_html(pages["report"])
     path = pages["dir"] / "report.html"
     from dsocr_trace.analyze import run_analysis
-    from dsocr_trace.report.writers import trace_nodes
+    from dsocr_trace.report.node_rows import trace_nodes
     from dsocr_trace.workload import make_workload
 
     nodes = trace_nodes(run_analysis(DEFAULT_MODEL, make_workload("base", output_tokens=50)))

@@ -7,15 +7,13 @@ from typing import Any
 
 import pytest
 
-from dsocr_trace.validate.harness import (
-    SCHEMA,
+from dsocr_trace.validate.harness import SCHEMA, parse_modes, validate_result
+from dsocr_trace.validate.profiling import (
     aggregate_stages,
     exclusive_from_inclusive,
     median_spread,
     parent_path,
-    parse_modes,
     summarise_profile,
-    validate_result,
     walk_step,
 )
 

@@ -15,16 +15,9 @@ import yaml
 
 from dsocr_trace.analyze import Analysis
 from dsocr_trace.report.build import build_report, dumps
-from dsocr_trace.report.writers import (
-    MODULE_COLUMNS,
-    MODULE_PRED_COLUMNS,
-    NODE_COLUMNS,
-    NODE_PRED_COLUMNS,
-    family_totals,
-    trace_nodes,
-    write_all,
-    yaml_view,
-)
+from dsocr_trace.report.layer_docs import family_totals
+from dsocr_trace.report.node_rows import NODE_COLUMNS, NODE_PRED_COLUMNS, trace_nodes
+from dsocr_trace.report.writers import MODULE_COLUMNS, MODULE_PRED_COLUMNS, write_all, yaml_view
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "specs" / "report-schema.json"
@@ -246,7 +239,8 @@ def test_layer_docs_read_the_report_not_a_second_formula(tmp_path: Path) -> None
     from dsocr_trace.costs import CostOptions
     from dsocr_trace.costs.routing import parse_routing
     from dsocr_trace.models.source import DEFAULT_MODEL
-    from dsocr_trace.report.writers import nodes_by_family, si, write_layer_docs
+    from dsocr_trace.report.layer_docs import nodes_by_family, write_layer_docs
+    from dsocr_trace.report.units import si
     from dsocr_trace.workload import make_workload
 
     a = run_analysis(DEFAULT_MODEL, make_workload("tiny"), opts=CostOptions(routing=parse_routing("skew:2")))

@@ -323,7 +323,7 @@ def analyze_command(*, model: str, mode: str, crops: str | None, image_size: str
             write_graphml_to(where(graphml), a, report, ta)
         if html is not None:
             from dsocr_trace.report.html import report_html
-            from dsocr_trace.report.writers import trace_nodes
+            from dsocr_trace.report.node_rows import trace_nodes
 
             where(html).write_text(report_html(report, trace_nodes(a)), encoding="utf-8")
     # the files first: a closed stdout (`| head`) must not cost them
@@ -438,8 +438,9 @@ def print_train_summary(report: dict[str, Any]) -> None:
 
 
 def write_extras(folder: Path, a: Analysis, report: dict[str, Any], plots: bool) -> None:
+    from dsocr_trace.report.node_rows import trace_nodes
     from dsocr_trace.report.tables import write_run_tables
-    from dsocr_trace.report.writers import trace_nodes, write_all
+    from dsocr_trace.report.writers import write_all
 
     nodes = trace_nodes(a)
     write_all(report, folder, nodes=nodes)

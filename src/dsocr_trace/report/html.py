@@ -21,7 +21,7 @@ from dsocr_trace.costs.base import find_rule
 from dsocr_trace.hardware.profile import profile_kind
 from dsocr_trace.report import charts
 from dsocr_trace.report.plots import STAGE_COLORS
-from dsocr_trace.report.units import gib, si
+from dsocr_trace.report.units import gib, num, si
 
 
 def _asset(name: str) -> str:
@@ -53,13 +53,6 @@ def _page(title: str, body: str, data: Mapping[str, Any]) -> str:
     )
 
 
-def _num(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def _e(x: Any) -> str:
     return html.escape(str(x))
 
@@ -69,7 +62,7 @@ def routing_of(report: Mapping[str, Any]) -> str:
     opts = report.get("options") or {}
     if opts.get("routing"):
         return str(opts["routing"])
-    skew = _num(opts.get("moe_skew", 0.0))
+    skew = num(opts.get("moe_skew", 0.0))
     return "uniform" if skew == 0 else f"skew:{skew:g}"
 
 
@@ -115,8 +108,8 @@ def _roofline(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | No
     rules: dict[str, tuple[str, str]] = {}
     for phase in ("prefill", "decode"):
         for r in (pred["nodes"].get(phase) or []):
-            flops = _num(r.get("tc_flops")) + _num(r.get("cc_flops"))
-            nbytes, secs = _num(r.get("bytes")), _num(r.get("device_s"))
+            flops = num(r.get("tc_flops")) + num(r.get("cc_flops"))
+            nbytes, secs = num(r.get("bytes")), num(r.get("device_s"))
             if secs <= 0 or nbytes <= 0:
                 continue
             if flops <= 0:
@@ -138,12 +131,12 @@ def _roofline(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | No
                      + (f"<br><i>{_e(doc)}</i>" if doc else "") + (f"<br>shapes: {_e(shapes)}" if shapes else "")
                      + f"<br>{si(flops, 'FLOP')}, {si(nbytes, 'B')}, {flops / nbytes:,.1f} FLOP/B<br>predicted "
                        f"{secs * 1e6:,.2f} µs device ({_e(r.get('bound', ''))}-bound, efficiency "
-                       f"{_num(r.get('efficiency')):,.2f}, {_e(r.get('source', ''))}), "
-                       f"{_num(r.get('host_s')) * 1e6:,.2f} µs host<br>achieved {si(flops / secs, 'FLOP/s')}")
+                       f"{num(r.get('efficiency')):,.2f}, {_e(r.get('source', ''))}), "
+                       f"{num(r.get('host_s')) * 1e6:,.2f} µs host<br>achieved {si(flops / secs, 'FLOP/s')}")
             points.append({"intensity": flops / nbytes, "achieved": flops / secs, "stage": stage, "phase": phase,
                            "op": op, "rule": rule, "hover": hover})
     order = [st for st in STAGE_COLORS if st in stage_order] + [st for st in stage_order if st not in STAGE_COLORS]
-    return {"tc": _num(dev.get("tc_flops")), "cc": _num(dev.get("cc_flops")), "bw": _num(dev.get("mem_bw")),
+    return {"tc": num(dev.get("tc_flops")), "cc": num(dev.get("cc_flops")), "bw": num(dev.get("mem_bw")),
             "device": str(dev.get("name", dev.get("key", "?"))), "execution": str(pred.get("execution", "?")),
             "profile": str((pred.get("profile") or {}).get("source", "?")), "stages": order,
             "stage_colors": [charts.stage_color(st, order) for st in order], "points": points,
@@ -154,23 +147,23 @@ def _memory(report: Mapping[str, Any]) -> dict[str, Any] | None:
     mem = (report.get("predictions") or {}).get("memory")
     if not mem:
         return None
-    comps = sorted((mem.get("weights_by_component") or {}).items(), key=lambda kv: (-_num(kv[1]), kv[0]))
+    comps = sorted((mem.get("weights_by_component") or {}).items(), key=lambda kv: (-num(kv[1]), kv[0]))
     blues = charts.WEIGHT_BLUES
-    segs = [{"name": f"weights: {k}", "bytes": _num(v), "color": blues[min(i, len(blues) - 1)],
-             "note": f"{mem.get('weight_dtype', '?')} weights"} for i, (k, v) in enumerate(comps) if _num(v) > 0]
+    segs = [{"name": f"weights: {k}", "bytes": num(v), "color": blues[min(i, len(blues) - 1)],
+             "note": f"{mem.get('weight_dtype', '?')} weights"} for i, (k, v) in enumerate(comps) if num(v) > 0]
     segs += [
-        {"name": "KV cache", "bytes": _num(mem.get("kv_cache_bytes")), "color": "#ff7f0e",
-         "note": f"{_num(mem.get('kv_bytes_per_token')):,.0f} B per token x {mem.get('kv_context_tokens')} tokens "
+        {"name": "KV cache", "bytes": num(mem.get("kv_cache_bytes")), "color": "#ff7f0e",
+         "note": f"{num(mem.get('kv_bytes_per_token')):,.0f} B per token x {mem.get('kv_context_tokens')} tokens "
                  f"x batch"},
-        {"name": "activation peak", "bytes": _num(mem.get("activation_peak_bytes")), "color": "#2ca02c",
+        {"name": "activation peak", "bytes": num(mem.get("activation_peak_bytes")), "color": "#2ca02c",
          "note": "live non-parameter tensors at their peak, at "
                  f"{mem.get('activation_peak_op') or 'node ' + str(mem.get('activation_peak_at_node'))}"
                  + (f" in {mem['activation_peak_module']}" if mem.get("activation_peak_module") else "")},
-        {"name": "runtime reserve", "bytes": _num(mem.get("reserve_bytes")), "color": "#7f7f7f",
+        {"name": "runtime reserve", "bytes": num(mem.get("reserve_bytes")), "color": "#7f7f7f",
          "note": "CUDA context, cuBLAS workspaces, allocator slack (a planning margin)"},
     ]
-    return {"segments": segs, "total": _num(mem.get("total_bytes")), "device": _num(mem.get("device_bytes")),
-            "fits": bool(mem.get("fits")), "logits": _num(mem.get("logits_bytes")),
+    return {"segments": segs, "total": num(mem.get("total_bytes")), "device": num(mem.get("device_bytes")),
+            "fits": bool(mem.get("fits")), "logits": num(mem.get("logits_bytes")),
             "logits_in_peak": bool(mem.get("activation_peak_holds_logits"))}
 
 
@@ -179,9 +172,9 @@ def _module_types(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for phase, types in (report.get("module_types") or {}).items():
         p = pred.get(phase) or {}
-        rows = [{"type": t, "flops": _num(v.get("flops")), "bytes": _num(v.get("bytes")),
-                 "device_ms": _num((p.get(t) or {}).get("device_s")) * 1e3,
-                 "host_ms": _num((p.get(t) or {}).get("host_s")) * 1e3} for t, v in types.items()]
+        rows = [{"type": t, "flops": num(v.get("flops")), "bytes": num(v.get("bytes")),
+                 "device_ms": num((p.get(t) or {}).get("device_s")) * 1e3,
+                 "host_ms": num((p.get(t) or {}).get("host_s")) * 1e3} for t, v in types.items()]
         key = "device_ms" if pred else "flops"
         out[phase] = sorted(rows, key=lambda r: (-r[key], r["type"]))
     return out
@@ -193,11 +186,11 @@ def _modules(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for phase, mods in (report.get("modules") or {}).items():
         p = pred.get(phase) or {}
         out[phase] = [{"path": path, "type": str(m.get("module_type", "")),
-                       "flops": _num(m.get("tc_flops")) + _num(m.get("cc_flops")),
-                       "bytes": _num(m.get("bytes_read")) + _num(m.get("bytes_written")),
-                       "kernels": _num(m.get("kernels")),
-                       "device_ms": _num((p.get(path) or {}).get("device_s")) * 1e3,
-                       "host_ms": _num((p.get(path) or {}).get("host_s")) * 1e3} for path, m in sorted(mods.items())]
+                       "flops": num(m.get("tc_flops")) + num(m.get("cc_flops")),
+                       "bytes": num(m.get("bytes_read")) + num(m.get("bytes_written")),
+                       "kernels": num(m.get("kernels")),
+                       "device_ms": num((p.get(path) or {}).get("device_s")) * 1e3,
+                       "host_ms": num((p.get(path) or {}).get("host_s")) * 1e3} for path, m in sorted(mods.items())]
     return out
 
 
@@ -206,10 +199,10 @@ def _stages(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, st in (report.get("stages") or {}).items():
         p = ps.get(name) or {}
-        out.append({"name": name, "tc_flops": _num(st.get("tc_flops")), "cc_flops": _num(st.get("cc_flops")),
-                    "bytes": _num(st.get("bytes")), "intensity": _num(st.get("intensity_flop_per_byte")),
-                    "kernels": int(_num(st.get("kernels"))), "device_ms": _num(p.get("device_s")) * 1e3,
-                    "host_ms": _num(p.get("host_s")) * 1e3, "wall_ms": _num(p.get("wall_s")) * 1e3,
+        out.append({"name": name, "tc_flops": num(st.get("tc_flops")), "cc_flops": num(st.get("cc_flops")),
+                    "bytes": num(st.get("bytes")), "intensity": num(st.get("intensity_flop_per_byte")),
+                    "kernels": int(num(st.get("kernels"))), "device_ms": num(p.get("device_s")) * 1e3,
+                    "host_ms": num(p.get("host_s")) * 1e3, "wall_ms": num(p.get("wall_s")) * 1e3,
                     "bound": str(p.get("bound", ""))})
     return out
 
@@ -226,8 +219,8 @@ def report_warnings(report: Mapping[str, Any]) -> list[str]:
             out.append(f"Times use a calibration moved from another GPU ({src}): not measured on this one.")
         mem = pred.get("memory") or {}
         if mem and not mem.get("fits", True):
-            out.append(f"The request does not fit in GPU memory: it needs {_num(mem.get('total_bytes')) / 2**30:,.1f}"
-                       f" GiB of {_num(mem.get('device_bytes')) / 2**30:,.1f} GiB; the times assume it ran.")
+            out.append(f"The request does not fit in GPU memory: it needs {num(mem.get('total_bytes')) / 2**30:,.1f}"
+                       f" GiB of {num(mem.get('device_bytes')) / 2**30:,.1f} GiB; the times assume it ran.")
         if pred.get("weight_dtype") == "fp8":
             out.append("fp8 weights apply to the decoder and lm_head in the memory figures; the vision encoders stay "
                        "bf16 (as served).")
@@ -261,19 +254,19 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
     req = pred.get("request") or {}
     mem = pred.get("memory") or {}
     if req:
-        kpis = [("time to first token", f"{_num(req.get('ttft_s')) * 1e3:,.1f} ms"),
-                ("per output token (mean)", f"{_num(req.get('tpot_mean_s')) * 1e3:,.2f} ms"),
-                ("end to end", f"{_num(req.get('e2e_s')):,.2f} s"),
-                ("pages per GPU-day", f"{_num(req.get('pages_per_gpu_day')):,.0f}")]
+        kpis = [("time to first token", f"{num(req.get('ttft_s')) * 1e3:,.1f} ms"),
+                ("per output token (mean)", f"{num(req.get('tpot_mean_s')) * 1e3:,.2f} ms"),
+                ("end to end", f"{num(req.get('e2e_s')):,.2f} s"),
+                ("pages per GPU-day", f"{num(req.get('pages_per_gpu_day')):,.0f}")]
         if req.get("usd_per_million_pages") is not None:
-            kpis.append(("USD per million pages", f"${_num(req.get('usd_per_million_pages')):,.0f} at "
-                                                  f"${_num(req.get('price_per_hour_usd')):,.2f}/GPU-hour"))
+            kpis.append(("USD per million pages", f"${num(req.get('usd_per_million_pages')):,.0f} at "
+                                                  f"${num(req.get('price_per_hour_usd')):,.2f}/GPU-hour"))
         if req.get("confidence"):
             kpis.append(("trust", str(req["confidence"])))
         if mem:
             fits = "fits" if mem.get("fits") else "DOES NOT FIT"
-            kpis.append(("memory", f"{_num(mem.get('total_bytes')) / 2**30:,.1f} / "
-                                   f"{_num(mem.get('device_bytes')) / 2**30:,.1f} GiB, {fits}"))
+            kpis.append(("memory", f"{num(mem.get('total_bytes')) / 2**30:,.1f} / "
+                                   f"{num(mem.get('device_bytes')) / 2**30:,.1f} GiB, {fits}"))
         parts.append("<div class=\"kpis\">" + "".join(
             f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div><div class=\"k\">{_e(k)}</div></div>" for k, v in kpis)
             + "</div>")
@@ -317,7 +310,7 @@ def _report_body(report: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _gib_text(x: Any) -> str:
-    return f"{gib(_num(x))} GiB"
+    return f"{gib(num(x))} GiB"
 
 
 def _train_parts(train: Mapping[str, Any]) -> list[str]:
@@ -328,8 +321,8 @@ def _train_parts(train: Mapping[str, Any]) -> list[str]:
              "<p class=\"muted\">" + _e(", ".join(f"{k} {v}" for k, v in sorted(cfg.items()))) + "</p>"]
     if pred:
         step = pred.get("step") or {}
-        kpis = [("step wall", f"{_num(step.get('wall_s')) * 1e3:,.1f} ms"),
-                ("step device time", f"{_num(step.get('device_s')) * 1e3:,.1f} ms"),
+        kpis = [("step wall", f"{num(step.get('wall_s')) * 1e3:,.1f} ms"),
+                ("step device time", f"{num(step.get('device_s')) * 1e3:,.1f} ms"),
                 ("trust", str(pred.get("confidence", "?")))]
         parts.append("<div class=\"kpis\">" + "".join(
             f"<div class=\"kpi\"><div class=\"v\">{_e(v)}</div><div class=\"k\">{_e(k)}</div></div>"
@@ -339,15 +332,15 @@ def _train_parts(train: Mapping[str, Any]) -> list[str]:
     heads = ["pass", "FLOPs", "bytes", "kernels"] + (["device ms", "host ms"] if pred else [])
     rows = []
     for p, c in (train.get("passes") or {}).items():
-        cells = [f"<td class=\"l\">{_e(p)}</td>", f"<td>{_num(c.get('flops')):,.4g}</td>",
-                 f"<td>{_num(c.get('bytes')):,.4g}</td>", f"<td>{int(_num(c.get('kernels'))):,}</td>"]
+        cells = [f"<td class=\"l\">{_e(p)}</td>", f"<td>{num(c.get('flops')):,.4g}</td>",
+                 f"<td>{num(c.get('bytes')):,.4g}</td>", f"<td>{int(num(c.get('kernels'))):,}</td>"]
         if pred:
             t = (pred.get("passes") or {}).get(p)
             if t is None and p == "total":
-                t = {"device_s": _num((pred.get("step") or {}).get("device_s")),
-                     "host_s": _num((pred.get("step") or {}).get("host_s"))}
+                t = {"device_s": num((pred.get("step") or {}).get("device_s")),
+                     "host_s": num((pred.get("step") or {}).get("host_s"))}
             t = t or {}
-            cells += [f"<td>{_num(t.get('device_s')) * 1e3:,.3f}</td>", f"<td>{_num(t.get('host_s')) * 1e3:,.3f}</td>"]
+            cells += [f"<td>{num(t.get('device_s')) * 1e3:,.3f}</td>", f"<td>{num(t.get('host_s')) * 1e3:,.3f}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     if pred.get("passes"):
         parts.append("<div class=\"chart\" id=\"train-chart\"></div>")
@@ -369,7 +362,7 @@ def _train_parts(train: Mapping[str, Any]) -> list[str]:
 
 def report_html(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The HTML page of a report (as build_report returns it or read back from report.json); `nodes`
-    (writers.trace_nodes) adds tensor shapes to the roofline's hover text."""
+    (node_rows.trace_nodes) adds tensor shapes to the roofline's hover text."""
     title, body = _report_body(report)
     timed = bool(report.get("predictions"))
     figures = {"stage-chart": charts.stage_chart(_stages(report), timed),

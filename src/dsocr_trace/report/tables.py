@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dsocr_trace.report.writers import NODE_COLUMNS, NODE_PRED_COLUMNS, _prediction_nodes, merged_nodes, module_rows
+from dsocr_trace.report.node_rows import NODE_COLUMNS, NODE_PRED_COLUMNS, merged_nodes, prediction_nodes
+from dsocr_trace.report.writers import module_rows
 
 # CSV header "name [unit]" -> parquet column suffix
 _UNIT_SUFFIX = {"FLOP": "", "B": "", "FLOP/B": "_flop_per_byte", "ms": "_ms", "s": "_s"}
@@ -45,7 +46,7 @@ def _shapes(v: Any) -> list[list[int]] | None:
 def node_records(report: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """nodes.csv's rows with parquet names; input/output shapes as lists (null where only a fused plan item
     exists and no traced node matches it)."""
-    columns = NODE_COLUMNS + (NODE_PRED_COLUMNS if _prediction_nodes(report) else [])
+    columns = NODE_COLUMNS + (NODE_PRED_COLUMNS if prediction_nodes(report) else [])
     out = []
     for n in merged_nodes(report, nodes):
         rec: dict[str, Any] = {}

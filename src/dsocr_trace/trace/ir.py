@@ -44,6 +44,8 @@ WHOLE_MODEL = "whole_model"
 # Parts of a training step an op belongs to (OpNode.pass_kind); inference traces are all "forward".
 # "recompute" is a forward op run again inside the backward pass by activation checkpointing.
 PASSES = ("forward", "backward", "recompute", "optimizer")
+# Phases of an inference request, in the order it runs them.
+PHASES = ("prefill", "decode")
 
 
 @frozen

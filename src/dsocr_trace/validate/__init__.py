@@ -1,9 +1,10 @@
-"""GPU-side measurements that validate the trace-based latency model.
+"""GPU-side measurements that validate the trace-based latency model: a library the GPU commands call.
 
-* `harness`: runs DeepSeek-OCR (random bf16 weights) per workload and phase, records per-module kernel time
-  (torch.profiler), wall time (CUDA events), CUDA-graph decode replays and host-side op counts.
-* `calibrate`: microbenchmarks (GEMM, grouped GEMM, SDPA, memory-bound ops, launch and host costs) that
-  parameterise the latency model.
-
-Both write one JSON file each; see the module docstrings for the formats.
+* `random_model`: DeepSeek-OCR with random bf16 weights on the device, a workload's inputs, the device's description;
+* `profiling`: module ranges, the kernel walk of a profiled step, stage walls and the summary over repeats;
+* `harness`: the inference measurement (per-module kernel time, walls, CUDA-graph decode, host op counts) into one
+  `dsocr-trace/measured/1` record (`inputs.MeasuredFile` checks it); `train_harness`, `compile_harness` and
+  `remote_harness` fill the same record for a training step, torch.compile and the official remote code;
+* `calibrate`, `calsweep`, `opbench`, `hostprobe`: the calibration sweep, its operator replay and the host probe;
+* `compare`, `offline`, `chrome`: predicted vs measured, per run, module and stage.
 """

@@ -40,8 +40,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dsocr_trace.validate.harness import _clean, device_info, log
+from dsocr_trace.validate.harness import _clean, log
 from dsocr_trace.validate.partition import make_current
+from dsocr_trace.validate.random_model import device_info
 
 SCHEMA = "dsocr-trace/calibration/1"
 GEMM_M = (1, 8, 64, 256, 1024, 4096, 16384)

@@ -1,6 +1,6 @@
 """Measure DeepSeek-OCR under torch.compile beside eager: device time per stage of a prefill, decode-step wall.
 
-Model: the inference harness's (`harness.build_random_model`: official config, random bf16 weights), inference
+Model: the inference harness's (`random_model.build_random_model`: official config, random bf16 weights), inference
 mode (no_grad).
 
 What is compiled, and how:
@@ -20,7 +20,7 @@ What is compiled, and how:
   compiled prefill), decode with a DynamicCache prefilled to KV L for every step (HF's default cache).
 
 Per run: device time per stage (profiler kernel durations inside `mod:<stage module>` ranges opened by forward
-hooks on the stage modules, exclusive, median over repeats: `harness.walk_step` / `harness.summarise_profile`),
+hooks on the stage modules, exclusive, median over repeats: `profiling.walk_step` / `profiling.summarise_profile`),
 total device time (and `device_all_kernels_s`: every kernel of the profile per step, attributed or not: kernels
 replayed inside a CUDA graph may not be linked to a CPU op), wall time (CUDA events around a whole step:
 median/min/max), and for compiled runs the
@@ -56,7 +56,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsocr_trace.validate import harness
+from dsocr_trace.validate import harness, profiling, random_model
 from dsocr_trace.validate.train_harness import all_kernels_us, build_model
 
 STAGE_MODULES = {
@@ -155,21 +155,21 @@ def _profile(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], 
     from torch.profiler import ProfilerActivity, profile, record_function
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    ranges = harness.ModuleRanges(model, tuple(paths))
+    ranges = profiling.ModuleRanges(model, tuple(paths))
     try:
         with profile(activities=acts) as prof:
             for _ in range(repeats):
                 _sync(device)
-                with record_function(harness.STEP_NAME):
+                with record_function(profiling.STEP_NAME):
                     step()
                 _sync(device)
     finally:
         ranges.remove()
     events = prof.events()
-    steps = [e for e in events if e.name == harness.STEP_NAME and e.device_type.name == "CPU"]
+    steps = [e for e in events if e.name == profiling.STEP_NAME and e.device_type.name == "CPU"]
     calls = {p: c // repeats for p, c in ranges.calls.items()}
     names: dict[str, dict[str, list[float]]] = {}
-    walks = [harness.walk_step(e, cpu_time=device.type != "cuda", names=names) for e in steps]
+    walks = [profiling.walk_step(e, cpu_time=device.type != "cuda", names=names) for e in steps]
     # every device kernel of the profile, linked to a CPU op or not (kernels replayed inside a CUDA graph may
     # not be): a check on the per-stage attribution
     all_us = all_kernels_us(list(events)) / max(repeats, 1)
@@ -190,7 +190,7 @@ def measure(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], w
     _sync(device)
     walls = _walls(step, opts.wall_runs, device)
     walks, calls, kernels = _profile(model, step, paths, opts.repeats, device)
-    summ = harness.summarise_profile(walks, calls, wdict["phase"])
+    summ = profiling.summarise_profile(walks, calls, wdict["phase"])
     summ["total"].update(wall_s=statistics.median(walls), wall_min_s=min(walls), wall_max_s=max(walls),
                          wall_runs=len(walls))
     if device.type == "cuda" and walks:
@@ -208,7 +208,7 @@ def measure(model: nn.Module, step: Callable[[], Any], paths: tuple[str, ...], w
     return run
 
 
-def static_cache(dec: harness.DecodeInputs, max_len: int) -> Any:
+def static_cache(dec: random_model.DecodeInputs, max_len: int) -> Any:
     """A StaticCache of `max_len` positions holding the decode inputs' KV (its fill level is kv_len)."""
     from transformers import StaticCache
 
@@ -226,10 +226,10 @@ def run_all(model: nn.Module, device: torch.device, opts: argparse.Namespace,
     prefill_paths = tuple(STAGE_MODULES)
     for mode, crops, batch in harness.parse_modes(opts.modes):
         wl = make_workload(mode, crops=crops, batch=batch)
-        wdict = harness.workload_dict(wl, "prefill", None)
+        wdict = random_model.workload_dict(wl, "prefill", None)
         gen = torch.Generator(device=device)
         gen.manual_seed(opts.seed + 1)
-        inputs = harness.prefill_inputs(wl, device, gen)
+        inputs = random_model.prefill_inputs(wl, device, gen)
 
         def prefill(inputs: dict[str, Any] = inputs) -> Any:
             return model(**inputs, use_cache=False)
@@ -251,12 +251,12 @@ def run_all(model: nn.Module, device: torch.device, opts: argparse.Namespace,
     for batch in harness.parse_ints(opts.batches) if kvs else []:
         for kv in kvs:
             wl = make_workload("base", batch=batch, kv_len=kv)
-            wdict = harness.workload_dict(wl, "decode", kv)
+            wdict = random_model.workload_dict(wl, "decode", kv)
             gen = torch.Generator(device=device)
             gen.manual_seed(opts.seed + 1)
-            dec = harness.DecodeInputs(model, batch, kv, device, gen)
+            dec = random_model.DecodeInputs(model, batch, kv, device, gen)
 
-            def eager_step(dec: harness.DecodeInputs = dec) -> Any:
+            def eager_step(dec: random_model.DecodeInputs = dec) -> Any:
                 return model(**dec.kwargs())
 
             try:
@@ -271,7 +271,7 @@ def run_all(model: nn.Module, device: torch.device, opts: argparse.Namespace,
                 info = {"backend": opts.backend, "mode": mode_of(opts, opts.decode_mode),
                         "compiled": list(DECODE_MODULES), "cache": "StaticCache", "max_cache_len": kv + steps + 8}
 
-                def compiled_step(cache: Any = cache, dec: harness.DecodeInputs = dec) -> Any:
+                def compiled_step(cache: Any = cache, dec: random_model.DecodeInputs = dec) -> Any:
                     # each step is a new CUDA-graph generation: the previous step's outputs may be overwritten
                     mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
                     if mark is not None:
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    device = harness.cuda_device(args.device, "pass --device cpu --backend eager for a smoke run")
+    device = random_model.cuda_device(args.device, "pass --device cpu --backend eager for a smoke run")
     if device is None:
         return 2
     args.warmup = 1 if args.quick else 3
@@ -349,9 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     torch.manual_seed(args.seed)
     model = build_model(device, args.seed, args.config).eval()
-    tc = harness.text_config_of(model)
+    tc = random_model.text_config_of(model)
     doc: dict[str, Any] = {
-        "schema": harness.SCHEMA, "device": harness.device_info(device),
+        "schema": harness.SCHEMA, "device": random_model.device_info(device),
         "config": {"experts_implementation": getattr(tc, "_experts_implementation", None),
                    "attn_implementation": getattr(tc, "_attn_implementation", None), "seed": args.seed,
                    "warmup": args.warmup, "wall_runs": args.wall_runs, "repeats": args.repeats, "quick": args.quick,

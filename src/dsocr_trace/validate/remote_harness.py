@@ -45,21 +45,16 @@ import torch
 from torch import nn
 
 from dsocr_trace.validate.events import child_events
-from dsocr_trace.validate.harness import (
+from dsocr_trace.validate.harness import _clean, log, parse_decode, parse_modes
+from dsocr_trace.validate.profiling import (
     STEP_NAME,
     ModuleRanges,
-    _clean,
     _sync,
     aggregate_stages,
-    cuda_device,
-    device_info,
-    log,
-    parse_decode,
-    parse_modes,
     summarise_profile,
     walk_step,
-    workload_dict,
 )
+from dsocr_trace.validate.random_model import cuda_device, device_info, workload_dict
 
 SCHEMA = "dsocr-trace/measured-remote/1"
 IMAGE_TOKEN_ID = 128815  # the remote code's <image> token
@@ -240,7 +235,7 @@ def profiled(model: nn.Module, call: Callable[[], Any], repeats: int, device: to
     summ = summarise_profile(walks, calls, phase)
     per_rep = []
     for w in walks:
-        from dsocr_trace.validate.harness import exclusive_from_inclusive
+        from dsocr_trace.validate.profiling import exclusive_from_inclusive
 
         ex = exclusive_from_inclusive(w["incl_us"], w["parents"])
         exn = exclusive_from_inclusive({k: float(v) for k, v in w["incl_n"].items()}, w["parents"])

@@ -1,7 +1,7 @@
 """Measure one DeepSeek-OCR fine-tuning step on a real device: device time per stage, module and pass, step and
 part walls, peak memory.
 
-The model is the inference harness's (`harness.build_random_model`: official config, random bf16 weights),
+The model is the inference harness's (`random_model.build_random_model`: official config, random bf16 weights),
 prepared for training by `models.training.prepare_model` and stepped by `models.training.train_step`: the same
 step `dsocr-trace analyze --phase train` traces (forward + ForCausalLMLoss, backward, gradient clipping and the
 per-stage optimizers, zero_grad). Pages are random pixels; labels are the input ids with the image positions
@@ -64,7 +64,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsocr_trace.validate import harness
+from dsocr_trace.validate import harness, profiling, random_model
 from dsocr_trace.validate.events import child_events
 
 PASSES = ("forward", "backward", "recompute", "optimizer")
@@ -84,7 +84,7 @@ WHOLE_MODEL = "whole_model"
 def _kernels(ev: Any) -> tuple[float, int]:
     us, n = 0.0, 0
     for k in ev.kernels:
-        if k.name.startswith((harness.RANGE_PREFIX, PART_PREFIX, OPT_PREFIX)):
+        if k.name.startswith((profiling.RANGE_PREFIX, PART_PREFIX, OPT_PREFIX)):
             continue  # a GPU-side user annotation, not a kernel
         us += float(k.duration)
         n += 1
@@ -94,7 +94,7 @@ def _kernels(ev: Any) -> tuple[float, int]:
 def all_kernels_us(events: list[Any]) -> float:
     """Every device kernel (and memcpy/memset) of a profile, linked to a CPU op or not; GPU-side copies of the
     harness's own ranges (user annotations) excluded."""
-    own = (harness.RANGE_PREFIX, PART_PREFIX, OPT_PREFIX, harness.STEP_NAME)
+    own = (profiling.RANGE_PREFIX, PART_PREFIX, OPT_PREFIX, profiling.STEP_NAME)
     return sum(float(e.device_time_total) for e in events if e.device_type.name == "CUDA"
                and not getattr(e, "is_user_annotation", False) and not e.name.startswith(own))
 
@@ -126,8 +126,8 @@ def walk_train_step(events: list[Any], cpu_time: bool = False) -> dict[str, Any]
         name = ev.name
         if name.startswith(BACKWARD_NODE) and part != "backward-node":
             return  # visited as a backward root
-        if name.startswith(harness.RANGE_PREFIX):
-            module = name[len(harness.RANGE_PREFIX):]
+        if name.startswith(profiling.RANGE_PREFIX):
+            module = name[len(profiling.RANGE_PREFIX):]
             if part in ("backward", "backward-node"):
                 part = "recompute"
         elif name.startswith(OPT_PREFIX):
@@ -204,7 +204,7 @@ def summarise_train(walks: list[dict[str, Any]], stage_fn: Callable[[str, str], 
                   "kernels": sum(s["passes"][p]["kernels"] for s in stages.values())} for p in PASSES}
     totals = [sum(us for (us, _) in w["modules"].values()) + sum(us for (us, _) in w["optimizer"].values())
               for w in walks]
-    med_total, spread = harness.median_spread([t / 1e6 for t in totals])
+    med_total, spread = profiling.median_spread([t / 1e6 for t in totals])
     return {"modules": modules, "stages": stages, "passes": passes,
             "total": {"device_s": med_total, "kernels": sum(p["kernels"] for p in passes.values())},
             "spread": {"total": spread}}
@@ -234,15 +234,15 @@ def validate_train_result(doc: dict[str, Any]) -> list[str]:
 
 
 def build_model(device: torch.device, seed: int, config: str | None) -> nn.Module:
-    """harness.build_random_model, or (smoke runs) the same from another config.json (fewer layers)."""
+    """random_model.build_random_model, or (smoke runs) the same from another config.json (fewer layers)."""
     if config is None:
-        return harness.build_random_model(device, seed=seed)
+        return random_model.build_random_model(device, seed=seed)
     from dsocr_trace.models.deepseek_ocr import build
 
     with open(config) as f:
         cfg = json.load(f)
     model = build(cfg, device="meta").to_empty(device=device)
-    harness.init_random_(model, device, seed=seed)
+    random_model.init_random_(model, device, seed=seed)
     return model
 
 
@@ -304,7 +304,7 @@ def measure(model: nn.Module, optimizer: Any, wl: Any, cfg: Any, device: torch.d
 
     gen = torch.Generator(device=device)
     gen.manual_seed(opts.seed + 1)
-    inputs = harness.prefill_inputs(wl, device, gen)
+    inputs = random_model.prefill_inputs(wl, device, gen)
     labels = labels_for(inputs["input_ids"], IMAGE_TOKEN_ID)
 
     def step(marks: Marks) -> torch.Tensor:
@@ -342,7 +342,7 @@ def measure(model: nn.Module, optimizer: Any, wl: Any, cfg: Any, device: torch.d
                   optimizer_state_bytes=_bytes([t for t, _ in optimizer.state_tensors().items()]),
                   gradients_bytes=sum(p.numel() * p.element_size() for p in optimizer.params))
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    ranges = harness.ModuleRanges(model)
+    ranges = profiling.ModuleRanges(model)
     walks = []
     try:
         for r in range(opts.repeats):
@@ -364,7 +364,7 @@ def measure(model: nn.Module, optimizer: Any, wl: Any, cfg: Any, device: torch.d
                          wall_runs=len(walls),
                          **{f"{p}_wall_s": statistics.median(x.get(p, 0.0) for x in parts)
                             for p in ("forward", "backward", "optimizer")})
-    run = {"workload": harness.workload_dict(wl, "train", None), "execution": "eager", "train": cfg.to_dict(),
+    run = {"workload": random_model.workload_dict(wl, "train", None), "execution": "eager", "train": cfg.to_dict(),
            "memory": memory, "checks": {"loss": loss_value, "loss_finite": bool(torch.isfinite(torch.tensor(
                loss_value)))}, **summ}
     tot = summ["total"]
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    device = harness.cuda_device(args.device)
+    device = random_model.cuda_device(args.device)
     if device is None:
         return 2
     args.warmup = 1 if args.quick else 2
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     out_file = out_dir / "measured.json"
     t_start = time.perf_counter()
     doc: dict[str, Any] = {
-        "schema": harness.SCHEMA, "device": harness.device_info(device),
+        "schema": harness.SCHEMA, "device": random_model.device_info(device),
         "config": {"seed": args.seed, "warmup": args.warmup, "wall_runs": args.wall_runs, "repeats": args.repeats,
                    "quick": args.quick, "weights": "random normal std 0.02, norms 1", "dtype": "bfloat16",
                    "model_config": args.config or "official"},
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(device, args.seed, args.config)
         cfg = TrainConfig(optimizer=args.optimizer, trainable=trainable, lora_rank=args.lora_rank,
                           precision=args.precision)
-        vocab = int(harness.text_config_of(model).vocab_size)
+        vocab = int(random_model.text_config_of(model).vocab_size)
         prepare_model(model, cfg, vocab)
         optimizer = StepOptimizer(model, cfg, stage_of)
         harness.log(f"{trainable}: model ready ({sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # a workload that fails (out of memory) is recorded, the rest still run
                     msg = f"{type(exc).__name__}: {exc}"[:2000]
                     harness.log(f"  FAILED train {wl.label} B{wl.batch} {trainable}: {msg[:300]}")
-                    run = {"workload": harness.workload_dict(wl, "train", None), "execution": "eager",
+                    run = {"workload": random_model.workload_dict(wl, "train", None), "execution": "eager",
                            "train": run_cfg.to_dict(), "error": msg}
                     for p in optimizer.params:
                         p.grad = None
