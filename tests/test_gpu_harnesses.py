@@ -106,6 +106,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subproces
     cfg = str(_small_config(d / "config.json"))
     common = ["--device", "cpu", "--config", cfg, "--quick"]
     runs = {
+        "infer": ["dsocr_trace.validate.harness", "--out", str(d / "infer"), "--modes", "tiny", "--decode", "1:16",
+                  "--trace", "none", *common],
         "train": ["dsocr_trace.validate.train_harness", "--out", str(d / "train"), "--modes", "tiny", "--batches",
                   "1", "--trainable", "lora", "--checkpointing", "on", *common],
         "compile": ["dsocr_trace.validate.compile_harness", "--out", str(d / "compile"), "--modes", "tiny",
@@ -119,6 +121,22 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subproces
         doc = json.loads((d / name / "measured.json").read_text()) if (d / name / "measured.json").exists() else None
         out[name] = (subprocess.CompletedProcess(p.args, p.returncode, log, ""), doc)
     return out
+
+
+def test_inference_harness_smoke(smoke: dict[str, Any]) -> None:
+    """The inference harness on CPU fills the one measured record: its own check and the schema compare reads."""
+    from dsocr_trace.validate.harness import validate_result
+    from dsocr_trace.validate.inputs import check_measured
+
+    proc, doc = smoke["infer"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert doc is not None and validate_result(doc) == []
+    runs = {(r["workload"]["phase"], r["execution"]) for r in doc["runs"]}
+    assert runs == {("prefill", "eager"), ("decode", "eager")}  # no CUDA graph on the CPU
+    pre = next(r for r in doc["runs"] if r["workload"]["phase"] == "prefill")
+    assert pre["total"]["host_ops"] > 0 and set(pre["stages"]) >= {"vision.sam", "vision.clip", "decoder"}
+    assert doc["config"]["quick"] is True and doc["config"]["repeats"] == 1
+    check_measured(doc, "measured.json")  # the typed record (inputs.MeasuredFile) accepts it
 
 
 def test_train_harness_smoke(smoke: dict[str, Any]) -> None:

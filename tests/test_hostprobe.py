@@ -1,5 +1,6 @@
 import json
 import sys
+from typing import Any
 
 from dsocr_trace.validate import hostprobe
 
@@ -42,14 +43,13 @@ def test_host_command_writes_once_and_keeps_a_user_file(tmp_path, monkeypatch) -
 
 
 def test_quick_calibration_runs_a_subset_of_the_calibration_workloads() -> None:
-    from dsocr_trace.commands.gpu import calibration_harness_args
+    from dsocr_trace.commands.gpu import calibration_harness_options
 
-    def parts(args: list[str]) -> tuple[set[str], set[str]]:
-        modes = set(args[args.index("--modes") + 1].split(","))
-        decode = {f"{b}:{k}" for grp in args[args.index("--decode") + 1].split(";")
-                  for b, ks in [grp.split(":")] for k in ks.split(",")}
+    def parts(opts: Any) -> tuple[set[str], set[str]]:
+        modes = set(opts.modes.split(","))
+        decode = {f"{b}:{k}" for grp in opts.decode.split(";") for b, ks in [grp.split(":")] for k in ks.split(",")}
         return modes, decode
 
-    full, quick = parts(calibration_harness_args()), parts(calibration_harness_args(quick=True))
+    full, quick = parts(calibration_harness_options()), parts(calibration_harness_options(quick=True))
     assert quick[0] < full[0] and quick[1] < full[1]
     assert any(d.startswith("1:") for d in quick[1])  # batch-1 decode: host-bound, what the host cost is fitted on

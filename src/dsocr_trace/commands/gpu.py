@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsocr_trace.commands.common import orjson_dumps
 from dsocr_trace.errors import UserError
@@ -11,16 +12,20 @@ from dsocr_trace.report.build import dumps
 from dsocr_trace.report.output import atomic_dir, atomic_file, check_target
 from dsocr_trace.workload import make_workload
 
+if TYPE_CHECKING:
+    from dsocr_trace.validate.harness import HarnessOptions
+
 # calibrate --quick in the model: two prefill workloads (in-model factors) and three host-bound decode steps
 # (host cost per call, CUDA-graph gap) instead of 8 + 12: with no training sweep, 80 s on an H200 (was 163 s)
 QUICK_PREFILL = ("tiny", "base")
 QUICK_DECODE = ((1, (300, 4000)), (32, (1000,)))
 
 
-def calibration_harness_args(quick: bool = False) -> list[str]:
+def calibration_harness_options(quick: bool = False) -> HarnessOptions:
     """The harness run of `calibrate`: every calibration workload in the model (validate.calsweep), eager with
     per-module kernel times, and its decode steps also as CUDA graphs; `quick`: QUICK_PREFILL and QUICK_DECODE."""
     from dsocr_trace.validate.calsweep import CALIBRATION_DECODE, CALIBRATION_PREFILL, workload_label
+    from dsocr_trace.validate.harness import HarnessOptions
 
     prefill = [workload_label(*c) for c in CALIBRATION_PREFILL]
     if quick:
@@ -28,7 +33,7 @@ def calibration_harness_args(quick: bool = False) -> list[str]:
     modes = ",".join(prefill)
     decode = ";".join(f"{b}:{','.join(str(k) for k in kvs)}" for b, kvs in (QUICK_DECODE if quick else
                                                                              CALIBRATION_DECODE))
-    return ["--modes", modes, "--decode", decode, "--quick", "--trace", "none"]
+    return HarnessOptions(modes=modes, decode=decode, quick=True, trace="none")
 
 
 def probe_host_command(out: Path, force: bool, cuda: bool) -> None:
@@ -79,8 +84,8 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        calibrate.main(["--out", str(tmp / "calibration.json")] + (["--quick"] if quick else []))
-        harness.main(["--out", str(tmp), *calibration_harness_args(quick)])
+        calibrate.measure_calibration(tmp / "calibration.json", quick=quick)
+        harness.measure_workloads(tmp, calibration_harness_options(quick))
         cal = json.loads((tmp / "calibration.json").read_text())
         measured = json.loads((tmp / "measured.json").read_text())
     doc = profile_document(cal, "", host_rows(model, measured["runs"]), graph_rows(measured["runs"]),
@@ -143,7 +148,7 @@ def validate_command(*, model: str, mode: str, crops: str | None, batch: int, de
                         "first and pass --profile gpu-profile.json")
     prof = load_profile(profile, spec) if profile is not None else packaged_profile(spec)
     with atomic_dir(out, force) as tmp:
-        harness.main(["--out", str(tmp), "--modes", workloads, "--decode", decode or "", "--trace", "none"])
+        harness.measure_workloads(tmp, harness.HarnessOptions(modes=workloads, decode=decode or "", trace="none"))
         measured = json.loads((tmp / "measured.json").read_text())
         res = validate_measured(measured, prof, spec, model)
         (tmp / "validation.json").write_bytes(dumps(res))

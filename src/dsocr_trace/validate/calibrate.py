@@ -434,7 +434,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda:0", help="cuda:0 (default) or cpu (smoke test only)")
     ap.add_argument("--no-sweep", action="store_true", help="microbenchmarks only (no operator sweep)")
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
+    return measure_calibration(Path(args.out), quick=args.quick, device_name=args.device, sweep=not args.no_sweep)
+
+
+def measure_calibration(out: Path, quick: bool = False, device_name: str = "cuda:0", sweep: bool = True) -> int:
+    """The microbenchmarks (host, launch, GEMM, grouped GEMM, attention, conv, memory) and, with `sweep`, the
+    fixed operator sweep, into the JSON file `out` (rewritten after each step). 2 when CUDA is missing."""
+    device = torch.device(device_name)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("CUDA is not available: pass --device cpu for a smoke run", file=sys.stderr)
         return 2
@@ -445,7 +451,6 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     bench = Bench(device, reps=3 if cpu else 5, batch_target_s=0.02 if cpu else 1e-3)
     doc: dict[str, Any] = {"schema": SCHEMA, "device": device_info(device)}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
@@ -453,10 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(out, "w") as f:
             json.dump(_clean(doc), f, sort_keys=True, indent=1)
 
-    small = cpu or args.quick
-    ms = (1, 64, 1024) if cpu else ((1, 64, 1024, 16384) if args.quick else GEMM_M)
+    small = cpu or quick
+    ms = (1, 64, 1024) if cpu else ((1, 64, 1024, 16384) if quick else GEMM_M)
     nks = GEMM_NK[:3] if cpu else GEMM_NK
-    moe_tokens = (1, 8) if cpu else (MOE_TOKENS[:4] if args.quick else MOE_TOKENS)
+    moe_tokens = (1, 8) if cpu else (MOE_TOKENS[:4] if quick else MOE_TOKENS)
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("host", lambda: doc.update(bench_host(device))),
         ("launch", lambda: doc.update(bench_launch(device))),
@@ -465,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         ("attention", lambda: doc.__setitem__("attention", bench_attention(bench, device, small))),
         ("conv", lambda: doc.__setitem__("conv", bench_conv(bench, device) if not cpu else [])),
         ("memory", lambda: doc.__setitem__("memory", bench_memory(bench, device, MEM_SIZES[:4] if cpu else (
-            MEM_SIZES[::2] if args.quick else MEM_SIZES)))),
+            MEM_SIZES[::2] if quick else MEM_SIZES)))),
     ]
-    if not args.no_sweep:
+    if sweep:
         steps.append(("sweep", lambda: doc.__setitem__("sweep", run_sweep_points(device, small))))
     for name, fn in steps:
         ts = time.perf_counter()

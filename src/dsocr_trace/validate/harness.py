@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from attrs import frozen
 from torch import nn
 
 from dsocr_trace.validate.profiling import StageWall, _sync, profile_steps, summarise_profile, time_steps
@@ -79,6 +80,40 @@ STAGES = ("vision.sam", "vision.clip", "projector", "decoder", "lm_head")
 DEFAULT_MODES = "tiny,small,base,large,gundam:2x3,gundam:3x3,base@8"
 DEFAULT_KV = "300,1000,4000"
 DEFAULT_BATCHES = "1,8"
+
+
+@frozen
+class HarnessOptions:
+    """One measurement run, as data (the module's command line maps onto it one to one)."""
+
+    modes: str = DEFAULT_MODES  # prefill workloads mode[:WxH][@batch][+pN], comma-separated ('' = none)
+    decode_kv: str = DEFAULT_KV  # decode KV lengths, crossed with `batches` ('' = none)
+    batches: str = DEFAULT_BATCHES
+    decode: str | None = None  # decode points 'B:KV,KV;B:KV' (overrides batches x decode_kv)
+    quick: bool = False  # fewer repeats (smoke runs, calibrate --quick)
+    device: str = "cuda"
+    experts: str | None = None  # transformers experts_implementation (None: its default)
+    no_graph: bool = False  # skip the CUDA-graph decode replays
+    trace: str = "default"  # chrome traces: default | first | all | none
+    seed: int = 0
+    config: str | None = None  # another DeepSeek-OCR config.json (CPU smoke runs: a shrunk model)
+
+
+@frozen
+class Repeats:
+    """How often each workload runs: warm-up, timed walls, stage walls, profiled steps, CUDA-graph replays."""
+
+    warmup: int
+    wall_runs: int
+    stage_runs: int
+    repeats: int
+    replays: int
+
+    @classmethod
+    def of(cls, quick: bool, device: torch.device) -> Repeats:
+        cpu = device.type == "cpu"
+        return cls(warmup=2 if quick else 3, wall_runs=3 if quick and cpu else (10 if quick else 20),
+                   stage_runs=1 if cpu else 5, repeats=1 if quick and cpu else 3, replays=20 if quick else 50)
 
 
 def log(msg: str) -> None:
@@ -211,10 +246,12 @@ def measure_graph_decode(model: nn.Module, dec: DecodeInputs, replays: int, devi
 
 
 @torch.no_grad()
-def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: torch.device, opts: argparse.Namespace,
-            trace_path: Path | None) -> list[dict[str, Any]]:
+def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: torch.device, rep: Repeats,
+            trace_path: Path | None, seed: int = 0, graph: bool = True) -> list[dict[str, Any]]:
+    """One workload's eager run (per-module kernel times, walls, stage walls, checks) and, for a decode step on
+    CUDA with `graph`, its CUDA-graph replay run."""
     gen = torch.Generator(device=device)
-    gen.manual_seed(opts.seed + 1)
+    gen.manual_seed(seed + 1)
     wdict = workload_dict(wl, phase, kv_len)
     dec: DecodeInputs | None = None
     if phase == "prefill":
@@ -233,18 +270,18 @@ def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: t
     checks = run_checks(model, prepare(), device, held)
     if checks.get("memory"):
         checks["memory"]["weights_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
-    for _ in range(opts.warmup - 2):
+    for _ in range(rep.warmup - 2):
         model(**prepare())
     _sync(device)
     t_warm = time.perf_counter() - t0
 
-    walls, hosts, _ = time_steps(model, prepare, opts.wall_runs, device)
+    walls, hosts, _ = time_steps(model, prepare, rep.wall_runs, device)
     stage_wall = StageWall(model, device)
     try:
-        _, _, stage_runs = time_steps(model, prepare, opts.stage_runs, device, stage_wall)
+        _, _, stage_runs = time_steps(model, prepare, rep.stage_runs, device, stage_wall)
     finally:
         stage_wall.remove()
-    walks, calls = profile_steps(model, prepare, opts.repeats, device, trace_path)
+    walks, calls = profile_steps(model, prepare, rep.repeats, device, trace_path)
     summ = summarise_profile(walks, calls, phase)
     for st in {s for r in stage_runs for s in r}:
         summ["stages"].setdefault(st, {"device_s": 0.0, "kernels": 0})["wall_s"] = statistics.median(
@@ -259,11 +296,11 @@ def measure(model: nn.Module, wl: Any, phase: str, kv_len: int | None, device: t
         f"experts hit {checks['experts_hit_layer1']}, warm-up {t_warm:.1f} s, "
         f"total {time.perf_counter() - t0:.1f} s")
     runs = [run]
-    if phase == "decode" and device.type == "cuda" and not opts.no_graph:
+    if phase == "decode" and device.type == "cuda" and graph:
         assert dec is not None
         grun: dict[str, Any] = {"workload": wdict, "execution": "graph", "stages": {}, "modules": {}, "spread": {}}
         try:
-            g = measure_graph_decode(model, dec, opts.replays, device)
+            g = measure_graph_decode(model, dec, rep.replays, device)
             grun["checks"] = {"logits_finite": g.pop("logits_finite")}
             grun["total"] = g
             log(f"  graph decode B{wl.batch} KV{kv_len}: {g['wall_s'] * 1e3:.3f} ms/replay "
@@ -339,22 +376,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="chrome traces: base prefill B1 + decode KV1000 B1 (default), first run per phase, "
                          "every eager run (into DIR/traces/), none")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", default=None, help="another DeepSeek-OCR config.json (smoke tests: fewer layers)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = vars(build_parser().parse_args(argv))
+    out = Path(args.pop("out"))
+    return measure_workloads(out, HarnessOptions(**args))
+
+
+def measure_workloads(out_dir: Path, args: HarnessOptions) -> int:
+    """Every workload of `args` measured into OUT_DIR/measured.json (rewritten after each, so a crash keeps what
+    was measured). Returns 0, 1 when an eager run failed, 2 when CUDA was asked for and there is none."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = cuda_device(args.device)
     if device is None:
         return 2
     q = args.quick
-    args.warmup = 2 if q else 3
-    args.wall_runs = 3 if q and device.type == "cpu" else (10 if q else 20)
-    args.stage_runs = 1 if device.type == "cpu" else 5
-    args.repeats = 1 if q and device.type == "cpu" else 3
-    args.replays = 20 if q else 50
-    out_dir = Path(args.out)
+    rep = Repeats.of(q, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_file = out_dir / "measured.json"
 
@@ -374,15 +414,15 @@ def main(argv: list[str] | None = None) -> int:
         plan.append((make_workload("base", batch=batch, kv_len=kv_len, output_tokens=1), "decode", kv_len))
     log(f"device {device}; {len(plan)} workloads; building the model with random weights")
     torch.manual_seed(args.seed)
-    model = build_random_model(device, seed=args.seed, experts_implementation=args.experts)
+    model = build_random_model(device, seed=args.seed, experts_implementation=args.experts, config=args.config)
     tc = text_config_of(model)
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "device": device_info(device),
         "config": {"experts_implementation": getattr(tc, "_experts_implementation", None),
                    "attn_implementation": getattr(tc, "_attn_implementation", None), "seed": args.seed,
-                   "warmup": args.warmup, "wall_runs": args.wall_runs, "stage_runs": args.stage_runs,
-                   "repeats": args.repeats, "replays": args.replays, "quick": q,
+                   "warmup": rep.warmup, "wall_runs": rep.wall_runs, "stage_runs": rep.stage_runs,
+                   "repeats": rep.repeats, "replays": rep.replays, "quick": q,
                    "weights": "random normal std 0.02, norms 1", "dtype": "bfloat16",
                    "params": sum(p.numel() for p in model.parameters())},
         "runs": [],
@@ -406,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         if trace_path is not None:
             traced.add(phase)
         try:
-            runs = measure(model, wl, phase, kv, device, args, trace_path)
+            runs = measure(model, wl, phase, kv, device, rep, trace_path, args.seed, not args.no_graph)
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}"[:2000]
             log(f"  FAILED {phase} {wl.label} B{wl.batch}: {msg[:500]}")

@@ -150,21 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     def work() -> int:
-        from dsocr_trace.validate import calibrate, harness
+        from dsocr_trace.validate import calibrate, harness, random_model
 
         t0 = time.perf_counter()
         doc: dict[str, Any] = {"schema": "dsocr-trace/partition/1", "sms": args.sms,
-                               "device": harness.device_info(torch.device("cuda", 0)), "probe": probe(args.sms)}
+                               "device": random_model.device_info(torch.device("cuda", 0)), "probe": probe(args.sms)}
         doc["figures"] = measure_figures()
         (out / "figures.json").write_text(json.dumps(harness._clean(doc), sort_keys=True, indent=1))
         harness.log(f"partition {args.sms}: figures {doc['figures']['matmul_8192_tflops']:.0f} TFLOP/s, "
                     f"{doc['figures']['copy_gbs']:.0f} GB/s in {time.perf_counter() - t0:.1f} s")
         rc = 0
         if args.sweep:
-            rc |= calibrate.main(["--out", str(out / "calibration.json"), "--quick"])
+            rc |= calibrate.measure_calibration(out / "calibration.json", quick=True)
         if args.workloads is not None:
-            rc |= harness.main(["--out", str(out), "--modes", args.workloads, "--decode", args.decode,
-                                "--trace", "none", "--no-graph"])
+            rc |= harness.measure_workloads(out, harness.HarnessOptions(
+                modes=args.workloads, decode=args.decode, trace="none", no_graph=True))
         return rc
 
     return run_in_partition(args.sms, work)

@@ -108,10 +108,12 @@ def init_random_(model: nn.Module, device: torch.device, seed: int = 0, std: flo
 
 
 def build_random_model(device: torch.device, seed: int = 0, experts_implementation: str | None = None,
-                       attn_implementation: str = "sdpa") -> nn.Module:
+                       attn_implementation: str = "sdpa", config: str | Path | None = None) -> nn.Module:
+    """The official config's model (or `config`'s: a shrunk one for CPU smoke runs) with seeded random weights."""
     from dsocr_trace.models.deepseek_ocr import build
 
-    cfg_path = Path(__file__).resolve().parent.parent / "data" / "deepseek-ocr-config.json"
+    cfg_path = Path(config) if config is not None else \
+        Path(__file__).resolve().parent.parent / "data" / "deepseek-ocr-config.json"
     with open(cfg_path) as f:
         cfg = json.load(f)
     model = build(cfg, device="meta", dtype=torch.bfloat16, attn_implementation=attn_implementation,
