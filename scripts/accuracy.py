@@ -35,7 +35,7 @@ from dsocr_trace.hardware.profile import (
 )
 from dsocr_trace.hardware.spec import load_device
 from dsocr_trace.kernels.inmodel import fit_factors
-from dsocr_trace.kernels.model import PerfModel, cached_points
+from dsocr_trace.kernels.model import PerfModel, cached_points, perf_model
 from dsocr_trace.validate.offline import inmodel_observations, run_label, validate_measured
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,13 +100,15 @@ def leave_out(doc: Mapping[str, Any], device: str, drop: set[str], inmodel: list
     d2 = {**doc, "sweep": {**doc["sweep"], "points": pts}, "factors": {}}
     prof = profile_from_document(d2, load_device(device), "leave-one-out")
     kept = [r for r in inmodel if keep_run(r)]
-    return evolve(prof, factors=fit_factors(inmodel_observations(prof.model, kept, MODEL)), cache=[])
+    return evolve(prof, factors=fit_factors(inmodel_observations(perf_model(prof), kept, MODEL)), cache=[])
 
 
 def family_loo(profile: Profile, every: int = 2) -> dict[str, Any]:
     """Each sweep ladder point (every `every`-th) predicted standalone by its family fitted without it."""
     pts = cached_points(profile.sweep)
-    hw = profile.model.hw
+    model = perf_model(profile)
+    assert model is not None
+    hw = model.hw
     errs: dict[str, list[float]] = {}
     ladder = [i for i, p in enumerate(pts) if any(s.startswith("sweep:") for s in p.sources)]
     for j, i in enumerate(ladder):

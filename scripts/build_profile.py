@@ -35,6 +35,7 @@ from typing import Any
 from dsocr_trace.hardware.calibration import profile_document
 from dsocr_trace.hardware.profile import document_bytes, profile_from_document
 from dsocr_trace.kernels.inmodel import fit_factors
+from dsocr_trace.kernels.model import perf_model
 from dsocr_trace.validate.offline import device_for, graph_rows, host_rows, in_calibration, inmodel_observations
 
 MODEL = "deepseek-ai/DeepSeek-OCR"
@@ -46,7 +47,7 @@ def with_factors(doc: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, A
     prof = profile_from_document(doc, spec, "profile")
     cal = [r for r in runs if in_calibration(r["workload"]) or r["workload"].get("calibration")]
     doc = dict(doc)
-    doc["factors"] = fit_factors(inmodel_observations(prof.model, cal, MODEL))
+    doc["factors"] = fit_factors(inmodel_observations(perf_model(prof), cal, MODEL))
     return doc
 
 

@@ -36,7 +36,7 @@ from attrs import evolve
 import dsocr_trace.kernels.transfer as T
 from dsocr_trace.hardware.profile import Profile, packaged_profile, transfer_profile
 from dsocr_trace.hardware.spec import DeviceSpec, GpuFigures, load_device, partition_of
-from dsocr_trace.kernels.model import points_of
+from dsocr_trace.kernels.model import perf_model, points_of
 from dsocr_trace.validate.offline import validate_measured
 from dsocr_trace.validate.partition import gpu_figures_of
 
@@ -116,7 +116,7 @@ def op_errors(profile: Profile, dst: GpuFigures, src: GpuFigures, part: str, mea
     """Every op timed inside the partition carried from the full card to it, against the time measured inside
     it. The source time: the full card's fitted family estimate (what a prediction uses), or with
     `measured_source` the op's own time on the full card in the same session (the transfer rule alone)."""
-    model = profile.model
+    model = perf_model(profile)
     errs: dict[str, list[float]] = {}
     for _key, p, full_s in part_ops(part):
         e = model.standalone(p.q)

@@ -23,7 +23,7 @@ import attrs
 from dsocr_trace.costs import cost_of
 from dsocr_trace.hardware.profile import Profile, packaged_profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device
-from dsocr_trace.kernels.model import PerfModel, cached_points
+from dsocr_trace.kernels.model import PerfModel, cached_points, perf_model
 from dsocr_trace.kernels.query import query_of
 from dsocr_trace.models.training import TrainConfig
 from dsocr_trace.train.analysis import run_train_analysis
@@ -49,7 +49,7 @@ def without_own_shapes(prof: Profile, trace: Any) -> tuple[Profile, int]:
             own.add(query_of(n, c))
     pts = cached_points(prof.sweep)
     kept = [p for p in pts if p.q not in own]
-    base = prof.model
+    base = perf_model(prof)
     return attrs.evolve(prof, cache=[PerfModel(kept, base.hw, factors=prof.factors)]), len(pts) - len(kept)
 
 

@@ -17,6 +17,7 @@ from dsocr_trace.hardware.profile import (
     transfer_profile,
 )
 from dsocr_trace.hardware.spec import load_device
+from dsocr_trace.kernels.model import perf_model
 from dsocr_trace.trace.ir import stage_of
 from dsocr_trace.validate.chrome import measured_from_trace
 from dsocr_trace.validate.compare import compare_run, family, rel_err, summarize
@@ -58,7 +59,7 @@ def test_packaged_profiles_are_calibrated_and_round_trip() -> None:
     h100, h200 = packaged_profile(load_device("h100")), packaged_profile(load_device("h200"))
     for p, gpu in ((h100, "H100"), (h200, "H200")):
         assert p.source == "calibrated" and gpu in (p.gpu or "") and p.date and p.driver and p.torch
-        assert len(p.sweep) > 1000 and p.factors and p.model is not None
+        assert len(p.sweep) > 1000 and p.factors and perf_model(p) is not None
         assert p.label.startswith("calibrated on")
         again = profile_from_document(json.loads(document_bytes(p.document)), load_device(p.device or ""), "t")
         assert document_bytes(again.document) == document_bytes(p.document) and again.factors == p.factors

@@ -21,8 +21,7 @@ from dsocr_trace.costs import Cost, NodeCosts
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.predict import KernelTime, kernel_time, replay
-from dsocr_trace.report.aggregate import phase_stage
-from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace
+from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace, phase_stage
 
 # graph: eager's kernels, decode replayed as one CUDA graph; compiled: torch.compile as measured (inductor fuses
 # each stage module's kernels; decode under mode="reduce-overhead" replays CUDA graphs, with the per-step host

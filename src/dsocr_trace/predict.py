@@ -29,6 +29,7 @@ from dsocr_trace.hardware.profile import (
     Profile,
 )
 from dsocr_trace.hardware.spec import DeviceSpec
+from dsocr_trace.kernels.model import perf_model
 from dsocr_trace.kernels.query import query_of
 from dsocr_trace.kernels.transfer import carry
 from dsocr_trace.trace.ir import OpNode
@@ -103,7 +104,7 @@ def kernel_time(cost: Cost, spec: DeviceSpec, profile: Profile, node: OpNode | N
     has one that covers the op, else the datasheet roofline."""
     if cost.kind in ("view", "sync") or cost.kernels <= 0:
         return _modelled(cost, spec, profile)
-    model = profile.model
+    model = perf_model(profile)
     if model is not None:
         q = _query(node, cost)
         memo = _memo_of(profile)

@@ -70,6 +70,7 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
     from dsocr_trace.hardware.calibration import profile_document
     from dsocr_trace.hardware.profile import profile_from_document
     from dsocr_trace.kernels.inmodel import fit_factors
+    from dsocr_trace.kernels.model import perf_model
     from dsocr_trace.validate import calibrate, harness
     from dsocr_trace.validate.offline import device_for, graph_rows, host_rows, inmodel_observations
 
@@ -95,7 +96,7 @@ def calibrate_command(out: Path, force: bool, quick: bool, model: str) -> None:
     assert spec is not None
     doc["device"] = spec.key
     prof = profile_from_document(doc, spec, "new profile")
-    doc["factors"] = fit_factors(inmodel_observations(prof.model, measured["runs"], model))
+    doc["factors"] = fit_factors(inmodel_observations(perf_model(prof), measured["runs"], model))
     doc["inmodel_file"] = side.name
     with atomic_file(side, force, "in-model measurements file") as tmps:
         tmps.write_bytes(orjson_dumps(measured))

@@ -183,23 +183,6 @@ class Profile:
     def calibrated(self) -> bool:
         return self.source in ("calibrated", "transferred")
 
-    @property
-    def model(self) -> Any:
-        """The kernel-family latency model fitted on the sweep (None for a datasheet profile)."""
-        if not self.sweep:
-            return None
-        if not self.cache:
-            from dsocr_trace.kernels.base import Hw
-            from dsocr_trace.kernels.model import PerfModel, cached_points
-
-            # fitted against the card it was measured on; a transfer carries the estimates (predict.kernel_time)
-            t = self.transfer
-            hw = Hw(tc_flops=t.src.tc_flops, mem_bw=t.src.mem_bw, sm_count=t.src.sm_count, floor_s=t.src.floor_s) \
-                if t is not None else Hw(tc_flops=self.tc_flops, mem_bw=self.mem_bw, sm_count=self.sm_count,
-                                         floor_s=self.launch_s)
-            self.cache.append(PerfModel(cached_points(self.sweep), hw, factors=self.factors))
-        return self.cache[0]
-
     def provenance(self) -> dict[str, Any]:
         """Where the numbers come from, for reports, CSV rows and console headers: kind (calibrated,
         transferred or datasheet), the card and date of the calibration, and one line for people."""

@@ -9,7 +9,7 @@ cost rules and queries a traced node goes through.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import evolve
 
@@ -21,6 +21,9 @@ from dsocr_trace.kernels.grouped import GroupedFamily
 from dsocr_trace.kernels.inmodel import bucket_of
 from dsocr_trace.kernels.memory import MemoryFamily
 from dsocr_trace.kernels.query import Query, node_of_spec, query_of
+
+if TYPE_CHECKING:
+    from dsocr_trace.hardware.profile import Profile
 
 
 class PerfModel:
@@ -100,3 +103,19 @@ def cached_points(sweep_points: Mapping[str, Mapping[str, Any]]) -> list[Point]:
         disk_cache.store("points", key, pts)
     _POINTS[key] = pts
     return pts  # type: ignore[no-any-return]
+
+
+def perf_model(profile: Profile) -> PerfModel | None:
+    """The kernel-family latency model fitted on a profile's sweep (None for a datasheet profile), built once and
+    kept in the profile's cache. Fitted against the card it was measured on: a transferred profile carries the
+    estimates to its target afterwards (predict.kernel_time)."""
+    if not profile.sweep:
+        return None
+    if not profile.cache:
+        t = profile.transfer
+        hw = Hw(tc_flops=t.src.tc_flops, mem_bw=t.src.mem_bw, sm_count=t.src.sm_count, floor_s=t.src.floor_s) \
+            if t is not None else Hw(tc_flops=profile.tc_flops, mem_bw=profile.mem_bw, sm_count=profile.sm_count,
+                                     floor_s=profile.launch_s)
+        profile.cache.append(PerfModel(cached_points(profile.sweep), hw, factors=profile.factors))
+    model: PerfModel = profile.cache[0]
+    return model

@@ -111,11 +111,10 @@ def query_of(node: OpNode | None, cost: Cost) -> Query:
 def _meta_tensor(ref: dict[str, Any]) -> Any:
     import torch
 
-    from dsocr_trace.validate.opbench import _DTYPES
+    from dsocr_trace.trace.opspec import DTYPES, storage_extent
 
     shape, strides, off = ref["shape"], ref["strides"], int(ref["offset"])
-    extent = off + 1 + sum((s - 1) * st for s, st in zip(shape, strides, strict=True) if s > 0)
-    return torch.empty(max(extent, 1), dtype=_DTYPES.get(ref["dtype"], torch.float32),
+    return torch.empty(storage_extent(ref), dtype=DTYPES.get(ref["dtype"], torch.float32),
                        device="meta").as_strided(shape, strides, off)
 
 
@@ -129,7 +128,7 @@ def node_of_spec(spec: dict[str, Any]) -> OpNode:
     """An OpNode for an operator-benchmark spec: inputs as given, outputs from running the op on meta."""
     import torch
 
-    from dsocr_trace.validate.opbench import _build
+    from dsocr_trace.trace.opspec import call_arguments
 
     ins = [_meta_tensor(r) for r in spec["inputs"]]
     refs = [_ref(t, bool(r["param"])) for t, r in zip(ins, spec["inputs"], strict=True)]
@@ -141,7 +140,7 @@ def node_of_spec(spec: dict[str, Any]) -> OpNode:
         ns, _, rest = spec["op"].partition(".")
         name, _, overload = rest.partition(".")
         fn = getattr(getattr(getattr(torch.ops, ns), name), overload or "default")
-        args, kwargs = _build(spec, ins, torch.device("meta"))
+        args, kwargs = call_arguments(spec, ins, torch.device("meta"))
         try:
             res = fn(*args, **kwargs)
             outs = [r for r in (res if isinstance(res, (tuple, list)) else [res]) if isinstance(r, torch.Tensor)]

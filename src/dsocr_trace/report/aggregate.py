@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from dsocr_trace.costs import NodeCosts, rule_name
-from dsocr_trace.trace.ir import STAGES, Trace, self_and_ancestors
+from dsocr_trace.trace.ir import STAGES, Trace, phase_stage, self_and_ancestors
 
 # Report stage names: the prefill stages plus the whole decode step.
 REPORT_STAGES = ("vision.sam", "vision.clip", "projector", "decoder.prefill", "lm_head.prefill", "decode.step")
@@ -28,16 +28,6 @@ def _add(acc: dict[str, float], c: Any) -> None:
     acc["bytes_written"] += c.bytes_written
     acc["bytes"] += c.bytes_read + c.bytes_written
     acc["kernels"] += c.kernels
-
-
-def phase_stage(stage: str, phase: str) -> str:
-    """Report stage of a node: prefill splits decoder and lm_head off the decode step; a training step keeps
-    the trace's stages."""
-    if phase == "decode":
-        return "decode.step"
-    if phase == "prefill":
-        return {"decoder": "decoder.prefill", "lm_head": "lm_head.prefill"}.get(stage, stage)
-    return stage
 
 
 def stage_totals(traces: dict[str, Trace], costs: dict[str, NodeCosts]) -> dict[str, dict[str, float]]:

@@ -23,7 +23,7 @@ def trace_nodes(a: Analysis) -> list[dict[str, Any]]:
     """Per-node analytic data of an Analysis, one dict per costed aten op (semantic group nodes skipped: their
     members carry the counts, as in the report's totals). Keys: id, phase, op, module_path, module_type, stage
     (report stage), kind, tc_flops, cc_flops, bytes_read, bytes_written, kernels, input_shapes, output_shapes."""
-    from dsocr_trace.report.aggregate import phase_stage
+    from dsocr_trace.trace.ir import phase_stage
 
     rows: list[dict[str, Any]] = []
     for phase, tr in a.traces.items():

@@ -155,6 +155,16 @@ def self_and_ancestors(module_path: str) -> Iterator[str]:
         path = parent_path(path)
 
 
+def phase_stage(stage: str, phase: str) -> str:
+    """Report stage of a node: prefill splits decoder and lm_head off the decode step; a training step keeps
+    the trace's stages."""
+    if phase == "decode":
+        return "decode.step"
+    if phase == "prefill":
+        return {"decoder": "decoder.prefill", "lm_head": "lm_head.prefill"}.get(stage, stage)
+    return stage
+
+
 def stage_of(module_path: str, phase: str) -> str:
     """Map a module path of the DeepSeek-OCR build to its stage.
 

@@ -26,13 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from dsocr_trace.trace.ir import ATTENTION, OpNode
+from dsocr_trace.trace.opspec import DTYPES, call_arguments, storage_extent
 from dsocr_trace.validate.events import child_events
 
 SCHEMA_OPS = "dsocr-trace/ops/1"
 SCHEMA_TIMES = "dsocr-trace/optimes/1"
-_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32, "float64": torch.float64,
-           "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
-           "uint8": torch.uint8, "bool": torch.bool}
 _SKIP = ("sync.", "aten._local_scalar_dense", "aten.item")
 ROTATE_BYTES = 160 << 20  # > 2x the 50-60 MB L2 of an H100/H200
 
@@ -93,11 +91,9 @@ def emit(model_id: str, workloads: list[tuple[Any, list[int]]]) -> dict[str, Any
 
 # -- GPU side ---------------------------------------------------------------------------------------------
 def _tensor(ref: dict[str, Any], device: torch.device, gen: torch.Generator, high: int = 64) -> torch.Tensor:
-    dtype = _DTYPES.get(ref["dtype"], torch.float32)
+    dtype = DTYPES.get(ref["dtype"], torch.float32)
     shape, strides, off = ref["shape"], ref["strides"], int(ref["offset"])
-    extent = off + 1 + sum((s - 1) * st for s, st in zip(shape, strides, strict=True) if s > 0)
-    if any(s == 0 for s in shape):
-        extent = max(extent, 1)
+    extent = storage_extent(ref)
     if dtype.is_floating_point:
         base = torch.randn(extent, device=device, dtype=torch.float32, generator=gen).to(dtype) * 0.5
     elif dtype == torch.bool:
@@ -109,27 +105,6 @@ def _tensor(ref: dict[str, Any], device: torch.device, gen: torch.Generator, hig
 
 def _fill_int(t: torch.Tensor, high: int, gen: torch.Generator) -> None:
     t.copy_(torch.randint(0, max(1, high), t.shape, device=t.device, dtype=t.dtype, generator=gen))
-
-
-def _build(spec: dict[str, Any], tensors: list[torch.Tensor], device: torch.device) -> tuple[list[Any], dict[str, Any]]:
-    def conv(x: Any) -> Any:
-        if isinstance(x, dict):
-            if "t" in x and len(x) == 1:
-                return tensors[x["t"]]
-            if "dtype" in x:
-                return _DTYPES[x["dtype"]]
-            if "device" in x:
-                return device
-            if "enum" in x:
-                return getattr(torch, x["enum"].split(".")[-1])
-            raise ValueError(f"cannot rebuild argument {x}")
-        if isinstance(x, list):
-            return [conv(v) for v in x]
-        return x
-
-    call = spec["call"]
-    # inside the argument lists every dict is a placeholder; the kwargs dict itself is not
-    return [conv(v) for v in call["args"]], {k: conv(v) for k, v in call["kwargs"].items()}
 
 
 def _prepare(spec: dict[str, Any], device: torch.device, gen: torch.Generator) -> list[torch.Tensor]:
@@ -200,7 +175,7 @@ def _runner(spec: dict[str, Any], sets: list[list[torch.Tensor]], device: torch.
     ns, _, rest = name.partition(".")
     opname, _, overload = rest.partition(".")
     fn = getattr(getattr(getattr(torch.ops, ns), opname), overload or "default")
-    built = [_build(spec, t, device) for t in sets]
+    built = [call_arguments(spec, t, device) for t in sets]
 
     def run(i: int) -> Any:
         a, k = built[i % len(built)]
@@ -230,9 +205,7 @@ def _spec_bytes(spec: dict[str, Any], reps: int) -> int:
     total = 0
     biggest = 0
     for r in spec["inputs"]:
-        extent = int(r["offset"]) + 1 + sum((s - 1) * st for s, st in zip(r["shape"], r["strides"], strict=True)
-                                            if s > 0)
-        nbytes = extent * 4
+        nbytes = storage_extent(r) * 4
         biggest = max(biggest, nbytes)
         sets = max(1, min(reps + 1, math.ceil(ROTATE_BYTES / max(nbytes, 1)))) if r["param"] else 1
         total += nbytes * sets
