@@ -52,7 +52,7 @@ def profile_document(cal: dict[str, Any], device_key: str, host: list[tuple[int,
         "host": {"per_call_s": host_per_call(host), "graph_kernel_s": graph_gap(graph),
                  "fitted_on": {"eager_decode_steps": [list(r) for r in host],
                                "graph_decode_steps": [list(r) for r in graph]}},
-        "microbench": {k: cal.get(k, []) for k in ("gemm", "grouped_gemm", "attention", "conv", "memory")},
+        "microbench": {k: cal.get(k, []) for k in ("gemm", "memory")},
         "sweep": cal.get("sweep") or {"points": {}, "errors": {}, "workloads": []},
         "errors": cal.get("errors") or {},
     }

@@ -10,9 +10,6 @@ Output JSON (stdlib json, sorted keys)::
     {"schema": "dsocr-trace/calibration/1",
      "device": {... as the harness ...},
      "gemm": [{"m", "n", "k", "seconds", "tflops"}],                         # bf16 x @ W^T (F.linear)
-     "grouped_gemm": [{"tokens", "rows", "experts", "n", "k", "seconds", "tflops", "op"}],
-     "attention": [{"kind", "batch", "heads", "q_len", "kv_len", "head_dim", "causal", "mask",
-                    "seconds", "tflops"}],                                  # tflops from 4*B*H*Tq*Tk*d
      "memory": [{"op", "bytes", "size", "seconds", "gbs", "contiguous"}],   # bytes = read + written
      "launch_s",        # per tiny kernel back to back on a busy stream (eager launches, GPU side)
      "graph_kernel_s",  # per tiny kernel inside a CUDA graph replay of 100 of them
@@ -49,7 +46,6 @@ GEMM_M = (1, 8, 64, 256, 1024, 4096, 16384)
 GEMM_NK = ((1280, 1280), (6848, 1280), (1280, 6848), (1792, 1280), (1280, 1792), (2304, 768), (768, 768),
            (3072, 768), (768, 3072), (3072, 1024), (1024, 1024), (4096, 1024), (1024, 4096), (1280, 2048),
            (129280, 1280))
-MOE_TOKENS = (1, 8, 64, 300, 1000, 4000)
 EXPERTS, TOPK, HIDDEN, MOE_I = 64, 6, 1280, 896
 MEM_SIZES = tuple(4096 * 4 ** i for i in range(10))  # 4 KiB .. 1 GiB
 ROTATE_BYTES = 128 << 20  # > 2x H100 L2 (50 MB)
@@ -135,116 +131,6 @@ def bench_gemm(bench: Bench, device: torch.device, ms: tuple[int, ...], nks: tup
 def _grouped_mm_fn() -> Callable[..., torch.Tensor] | None:
     fn = getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
     return fn
-
-
-def bench_grouped(bench: Bench, device: torch.device, tokens: tuple[int, ...]) -> list[dict[str, Any]]:
-    gmm = _grouped_mm_fn()
-    if gmm is None:
-        return [{"error": "no grouped_mm in this torch"}]
-    out: list[dict[str, Any]] = []
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(0)
-    for t in tokens:
-        rows = t * TOPK
-        # uniform routing: each token picks TOPK distinct experts
-        picks = torch.stack([torch.randperm(EXPERTS, generator=gen)[:TOPK] for _ in range(t)]).flatten()
-        counts = torch.bincount(picks, minlength=EXPERTS)
-        offs = torch.cumsum(counts, 0).to(torch.int32).to(device)
-        for op, n, k in (("gate_up", 2 * MOE_I, HIDDEN), ("down", HIDDEN, MOE_I)):
-            sets = _n_sets(2 * (rows * k + EXPERTS * n * k))
-            xs = [_rand((rows, k), device) for _ in range(sets)]
-            ws = [_rand((EXPERTS, n, k), device).transpose(-2, -1) for _ in range(sets)]  # (E, k, n) view
-            try:
-                def run(i: int, xs: list[torch.Tensor] = xs, ws: list[torch.Tensor] = ws,
-                        offs: torch.Tensor = offs) -> torch.Tensor:
-                    return gmm(xs[i % len(xs)], ws[i % len(ws)], offs=offs)
-
-                sec = bench(run)
-                flops = 2.0 * rows * n * k
-                out.append({"op": op, "tokens": t, "rows": rows, "experts": EXPERTS, "n": n, "k": k,
-                            "experts_hit": int((counts > 0).sum()), "seconds": sec, "tflops": flops / sec / 1e12})
-            except Exception as exc:
-                out.append({"op": op, "tokens": t, "rows": rows, "n": n, "k": k,
-                            "error": f"{type(exc).__name__}: {exc}"[:500]})
-            del xs, ws
-    return out
-
-
-# SAM's convolutions: (batch, c_in, side, c_out, kernel, stride, padding) at the 1024 global view and 640 tiles
-CONV_CASES: tuple[tuple[int, int, int, int, int, int, int], ...] = tuple(
-    case
-    for b, side in ((1, 1024), (6, 640), (1, 1280))
-    for case in (
-        (b, 3, side, 768, 16, 16, 0),  # patch embedding
-        (b, 768, side // 16, 256, 1, 1, 0),  # neck conv1
-        (b, 256, side // 16, 256, 3, 1, 1),  # neck conv2
-        (b, 256, side // 16, 512, 3, 2, 1),  # net_2
-        (b, 512, side // 32, 1024, 3, 2, 1),  # net_3
-    )
-)
-
-
-def bench_conv(bench: Bench, device: torch.device) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for b, ci, side, co, k, st, pad in CONV_CASES:
-        sets = _n_sets(2 * b * ci * side * side)
-        xs = [_rand((b, ci, side, side), device) for _ in range(sets)]
-        w = _rand((co, ci, k, k), device)
-        so = (side + 2 * pad - k) // st + 1
-
-        def run(i: int, xs: list[torch.Tensor] = xs, w: torch.Tensor = w, st: int = st, pad: int = pad
-                ) -> torch.Tensor:
-            return F.conv2d(xs[i % len(xs)], w, stride=st, padding=pad)
-
-        sec = bench(run)
-        flops = 2.0 * b * co * so * so * ci * k * k
-        out.append({"batch": b, "c_in": ci, "side": side, "c_out": co, "kernel": k, "stride": st, "padding": pad,
-                    "out_side": so, "seconds": sec, "tflops": flops / sec / 1e12,
-                    "bytes": 2.0 * (b * ci * side * side + co * ci * k * k + b * co * so * so)})
-        del xs
-    return out
-
-
-def bench_attention(bench: Bench, device: torch.device, quick: bool) -> list[dict[str, Any]]:
-    cases: list[dict[str, Any]] = []
-    seqs = (300, 1000) if quick else (300, 1000, 4000)
-    for b in (1, 8):
-        for s in seqs:
-            cases.append({"kind": "decoder_prefill", "batch": b, "heads": 10, "q_len": s, "kv_len": s,
-                          "head_dim": 128, "causal": True, "mask": None})
-            cases.append({"kind": "decoder_decode", "batch": b, "heads": 10, "q_len": 1, "kv_len": s,
-                          "head_dim": 128, "causal": False, "mask": None})
-    for nw in ((25,) if quick else (9, 25, 54, 200)):
-        cases.append({"kind": "sam_window", "batch": nw, "heads": 12, "q_len": 196, "kv_len": 196, "head_dim": 64,
-                      "causal": False, "mask": "float_bias"})
-    for t in ((1024,) if quick else (1024, 1600, 4096, 6400)):
-        cases.append({"kind": "sam_global", "batch": 1, "heads": 12, "q_len": t, "kv_len": t, "head_dim": 64,
-                      "causal": False, "mask": "float_bias"})
-    for b in (1, 6):
-        for t in ((65, 257) if quick else (65, 101, 257, 401)):
-            cases.append({"kind": "clip", "batch": b, "heads": 16, "q_len": t, "kv_len": t, "head_dim": 64,
-                          "causal": False, "mask": None})
-    out = []
-    for c in cases:
-        b, h, tq, tk, d = c["batch"], c["heads"], c["q_len"], c["kv_len"], c["head_dim"]
-        set_bytes = 2 * (b * h * (tq + 2 * tk) * d + (b * h * tq * tk if c["mask"] else 0))
-        sets = _n_sets(set_bytes)
-        qs = [(_rand((b, h, tq, d), device), _rand((b, h, tk, d), device), _rand((b, h, tk, d), device),
-               _rand((b, h, tq, tk), device) if c["mask"] else None) for _ in range(sets)]
-        causal = bool(c["causal"])
-
-        def run(i: int, qs: list[Any] = qs, causal: bool = causal) -> torch.Tensor:
-            q, k, v, m = qs[i % len(qs)]
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal)
-
-        try:
-            sec = bench(run)
-            flops = 4.0 * b * h * tq * tk * d
-            out.append({**c, "seconds": sec, "tflops": flops / sec / 1e12})
-        except Exception as exc:
-            out.append({**c, "error": f"{type(exc).__name__}: {exc}"[:500]})
-        del qs
-    return out
 
 
 def _mem_cases(size: int, device: torch.device) -> list[tuple[str, int, bool, Callable[[], Callable[[int], Any]]]]:
@@ -461,14 +347,10 @@ def measure_calibration(out: Path, quick: bool = False, device_name: str = "cuda
     small = cpu or quick
     ms = (1, 64, 1024) if cpu else ((1, 64, 1024, 16384) if quick else GEMM_M)
     nks = GEMM_NK[:3] if cpu else GEMM_NK
-    moe_tokens = (1, 8) if cpu else (MOE_TOKENS[:4] if quick else MOE_TOKENS)
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("host", lambda: doc.update(bench_host(device))),
         ("launch", lambda: doc.update(bench_launch(device))),
         ("gemm", lambda: doc.__setitem__("gemm", bench_gemm(bench, device, ms, nks, 1 << 28 if cpu else 5 << 30))),
-        ("grouped_gemm", lambda: doc.__setitem__("grouped_gemm", bench_grouped(bench, device, moe_tokens))),
-        ("attention", lambda: doc.__setitem__("attention", bench_attention(bench, device, small))),
-        ("conv", lambda: doc.__setitem__("conv", bench_conv(bench, device) if not cpu else [])),
         ("memory", lambda: doc.__setitem__("memory", bench_memory(bench, device, MEM_SIZES[:4] if cpu else (
             MEM_SIZES[::2] if quick else MEM_SIZES)))),
     ]
