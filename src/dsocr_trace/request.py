@@ -211,6 +211,13 @@ def throughput_of(batch: int, e2e_s: float, spec: DeviceSpec) -> dict[str, Any]:
     return out
 
 
+def phase_wall_band(items: list[Item], trace: Trace, execution: str, profile: Profile) -> list[float]:
+    """One phase's wall with the host costs at each end of HOST_BAND: its plan replayed with every item's host
+    time x f (each is a sum of the profile's host costs, so that equals planning with a host-scaled profile)."""
+    return [run_plan([evolve(it, host_s=it.host_s * f) for it in items], trace, execution,
+                     host_scaled(profile, f))[0].wall_s for f in HOST_BAND]
+
+
 def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution: str,
               walls: tuple[Any, list[Item], DecodeFit] | None = None) -> dict[str, Any]:
     """TTFT, mean step and end-to-end walls with the host costs at either end of HOST_BAND: what the same GPU
@@ -220,15 +227,14 @@ def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution:
     wl = analysis.workload
     _, items, fit = walls if walls is not None else request_walls(analysis, spec, profile, execution)
     tr = analysis.traces["prefill"]
-    out: dict[str, Any] = {"host_factor": list(HOST_BAND), "ttft_s": [], "tpot_mean_s": [], "e2e_s": []}
-    for f in HOST_BAND:
-        prof = host_scaled(profile, f)
-        result, _ = run_plan([evolve(it, host_s=it.host_s * f) for it in items], tr, execution, prof)
-        probe, step_at, _ = integrate_decode(fit.host_scaled(f), wl.prefill_tokens, wl.output_tokens, prof)
+    out: dict[str, Any] = {"host_factor": list(HOST_BAND), "ttft_s": phase_wall_band(items, tr, execution, profile),
+                           "tpot_mean_s": [], "e2e_s": []}
+    for f, ttft in zip(HOST_BAND, out["ttft_s"], strict=True):
+        probe, step_at, _ = integrate_decode(fit.host_scaled(f), wl.prefill_tokens, wl.output_tokens,
+                                             host_scaled(profile, f))
         step_walls = per_step(wl.prefill_tokens, wl.output_tokens, probe, step_at)
-        out["ttft_s"].append(result.wall_s)
         out["tpot_mean_s"].append(float(step_walls.mean()))
-        out["e2e_s"].append(result.wall_s + float(step_walls.sum()))
+        out["e2e_s"].append(ttft + float(step_walls.sum()))
     out["why"] = ("the host CPU decides eager walls: 21 vs 34 us per Python-level call on two H200 machines; the band "
                   "is the prediction with this profile's host costs x 0.62 and x 1.62")
     return out
@@ -266,6 +272,7 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
     tc = analysis.traces["decode"].meta
     tr, params, batch, context, dt, kv_tok = _memory_inputs(analysis, weight_dtype)
     mem = memory_plan(tr, params, batch, context, dt, kv_tok, spec.capacity_bytes, logits_bytes_of(tr))
+    kind = profile_kind(profile.source)
     request = {
         "batch": wl.batch,
         "output_tokens": wl.output_tokens,
@@ -281,16 +288,14 @@ def predict_request(analysis: Analysis, spec: DeviceSpec, profile: Profile, exec
         "decode_host_share": max(0.0, 1.0 - device_mean / float(step_walls.mean())),
         "wall_band": host_band(analysis, spec, profile, execution, (pre_result, pre_items, fit)),
         **dict(zip(("confidence", "confidence_note"),
-                   point_confidence(spec.key, profile_kind(profile.source), execution, wl.batch, wl.prefill_tokens,
-                                    wl.output_tokens), strict=True)),
+                   point_confidence(spec.key, kind, execution, wl.batch, wl.prefill_tokens, wl.output_tokens),
+                   strict=True)),
     }
-    kind = profile_kind(profile.source)
+    # a stage is as trustworthy as its phase: the decode step at the request's longest KV, the rest prefill
+    by_phase = {phase: phase_confidence(spec.key, kind, phase, execution, wl.batch, kv)
+                for phase, kv in (("prefill", None), ("decode", wl.prefill_tokens + wl.output_tokens))}
     for name, st in ph["stages"].items():
-        # a stage is as trustworthy as its phase: the decode step at the request's longest KV, the rest prefill
-        decode = name == "decode.step"
-        st["confidence"], st["confidence_note"] = phase_confidence(
-            spec.key, kind, "decode" if decode else "prefill", execution, wl.batch,
-            wl.prefill_tokens + wl.output_tokens if decode else None)
+        st["confidence"], st["confidence_note"] = by_phase["decode" if name == "decode.step" else "prefill"]
     bounds = Counter(r["bound"] for r in nodes["decode"])
     return {
         "device": {"key": spec.key, "name": spec.name, "tc_flops": spec.tc_flops, "cc_flops": spec.cc_flops,

@@ -17,11 +17,11 @@ from typing import Any
 from dsocr_trace.analyze import load_model, run_analysis, trace_phase
 from dsocr_trace.costs import CostOptions, cost_trace
 from dsocr_trace.costs.routing import Routing, histogram_routing
-from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled
+from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec, load_device, measured_spec
 from dsocr_trace.memory import phase_peak
-from dsocr_trace.plan import host_counts
-from dsocr_trace.request import predict_phases
+from dsocr_trace.plan import host_counts, plan
+from dsocr_trace.request import phase_wall_band, predict_phases
 from dsocr_trace.validate.calsweep import CALIBRATION_DECODE, CALIBRATION_PREFILL, workload_label
 from dsocr_trace.validate.compare import compare_run, rel_err, summarize
 from dsocr_trace.workload import Workload, make_workload
@@ -135,9 +135,10 @@ def validate_measured(measured: Mapping[str, Any], profile: Profile, spec: Devic
         pred = predict_phases(a, spec, profile, execution)
         row = compare_run(pred, dict(r), w["phase"])
         if execution == "eager" and row["wall"]["measured_s"]:
-            # the eager wall is the host's: the same plans behind a host at either end of HOST_BAND
-            band = sorted(predict_phases(a, spec, host_scaled(profile, f), execution)["phases"][w["phase"]]["wall_s"]
-                          for f in HOST_BAND)
+            # the eager wall is the host's: the same plan behind a host at either end of HOST_BAND
+            tr = a.traces[w["phase"]]
+            band = sorted(phase_wall_band(plan(tr, a.costs[w["phase"]], spec, profile, execution), tr, execution,
+                                          profile))
             row["wall"] |= {"band_s": band, "in_band": band[0] <= row["wall"]["measured_s"] <= band[1]}
         row["held_out"] = not in_calibration(w)
         row["label"] = run_label(w)

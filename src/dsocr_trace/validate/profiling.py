@@ -125,6 +125,20 @@ class ModuleRanges:
         self.handles.clear()
 
 
+def mark(cuda: bool) -> Any:
+    """A point in time on the device's stream (a recorded CUDA event) or, without CUDA, on the host clock."""
+    if cuda:
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+    return time.perf_counter()
+
+
+def seconds_between(a: Any, b: Any, cuda: bool) -> float:
+    """Seconds between two marks (CUDA events: call after a sync)."""
+    return float(a.elapsed_time(b)) / 1e3 if cuda else float(b - a)
+
+
 class StageWall:
     """CUDA events around the forward of the stage-defining modules (summed over calls)."""
 
@@ -138,21 +152,14 @@ class StageWall:
                 self.handles.append(mods[path].register_forward_pre_hook(self._pre(stage)))
                 self.handles.append(mods[path].register_forward_hook(self._post(stage), always_call=True))
 
-    def _mark(self) -> Any:
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            return ev
-        return time.perf_counter()
-
     def _pre(self, stage: str) -> Callable[..., None]:
         def hook(_mod: nn.Module, _args: Any) -> None:
-            self.marks.setdefault(stage, []).append([self._mark(), None])
+            self.marks.setdefault(stage, []).append([mark(self.cuda), None])
         return hook
 
     def _post(self, stage: str) -> Callable[..., None]:
         def hook(_mod: nn.Module, _args: Any, _out: Any) -> None:
-            self.marks[stage][-1][1] = self._mark()
+            self.marks[stage][-1][1] = mark(self.cuda)
         return hook
 
     def collect(self) -> dict[str, float]:
@@ -161,7 +168,7 @@ class StageWall:
         for stage, pairs in self.marks.items():
             tot = 0.0
             for a, b in pairs:
-                tot += a.elapsed_time(b) / 1e3 if self.cuda else b - a
+                tot += seconds_between(a, b, self.cuda)
             out[stage] = tot
         self.marks = {}
         return out

@@ -254,19 +254,12 @@ class Marks:
         self.times: dict[str, list[Any]] = {}
         self.memory: dict[str, int] = {}
 
-    def _now(self) -> Any:
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            return ev
-        return time.perf_counter()
-
     @contextmanager
     def part(self, name: str) -> Iterator[None]:
-        start = self._now()
+        start = profiling.mark(self.cuda)
         with torch.profiler.record_function(PART_PREFIX + name):
             yield
-        self.times[name] = [start, self._now()]
+        self.times[name] = [start, profiling.mark(self.cuda)]
         if self.cuda:
             self.memory[name] = int(torch.cuda.memory_allocated())
 
@@ -277,9 +270,7 @@ class Marks:
 
     def walls(self) -> dict[str, float]:
         """Seconds per part (call after a sync)."""
-        if self.cuda:
-            return {k: a.elapsed_time(b) / 1e3 for k, (a, b) in self.times.items()}
-        return {k: b - a for k, (a, b) in self.times.items()}
+        return {k: profiling.seconds_between(a, b, self.cuda) for k, (a, b) in self.times.items()}
 
 
 def _sync(device: torch.device) -> None:
@@ -321,11 +312,11 @@ def measure(model: nn.Module, optimizer: Any, wl: Any, cfg: Any, device: torch.d
     for _ in range(opts.wall_runs):
         marks = Marks(device)
         _sync(device)
-        start = marks._now()
+        start = profiling.mark(marks.cuda)
         step(marks)
-        end = marks._now()
+        end = profiling.mark(marks.cuda)
         _sync(device)
-        walls.append(start.elapsed_time(end) / 1e3 if marks.cuda else end - start)
+        walls.append(profiling.seconds_between(start, end, marks.cuda))
         parts.append(marks.walls())
     memory: dict[str, Any] = {"max_allocated_bytes": None, "allocated_at_start_bytes": None,
                               "allocated_after_forward_bytes": None, "allocated_after_backward_bytes": None}
