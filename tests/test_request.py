@@ -129,3 +129,39 @@ def test_report_stage_entries_hold_counts_times_and_trust(base_analysis: Analysi
     assert "decode eager batch 1" in rep["stages"]["decode.step"]["confidence_note"]
     fused = predict_request(base_analysis, spec, packaged_profile(spec), "fused")
     assert {s["confidence"] for s in fused["stages"].values()} == {"modelled"}  # never measured
+
+
+def test_compiled_plan_follows_inductor(base_analysis: Analysis) -> None:
+    """torch.compile per stage module: library kernels stay ATen (an MoE layer is its sort, top-k, histogram and
+    grouped GEMMs, not one fused-MoE kernel), a sort along at most 512 elements becomes Triton, the glue between
+    stage modules runs op by op, and a gather fused into a chain reads the rows it picks, not its table."""
+    from dsocr_trace.hardware.profile import packaged_profile
+    from dsocr_trace.trace.ir import MOE_EXPERTS, in_stage_module
+
+    spec = load_device("h200")
+    prof = packaged_profile(spec)
+    tr, c = base_analysis.traces["prefill"], base_analysis.costs["prefill"]
+    fused = plan(tr, c, spec, prof, "fused")
+    compiled = plan(tr, c, spec, prof, "compiled")
+    assert any(it.op == MOE_EXPERTS for it in fused)
+    assert not any(it.op == MOE_EXPERTS for it in compiled)
+    ops = [it.op for it in compiled]
+    assert ops.count("aten._grouped_mm.default") == 2 * ops.count("aten.topk.default") > 0
+    # base prefill: 286 tokens x top-6 = 1,716 expert ids per sort, over inductor's 512: ATen's radix sort stays
+    assert ops.count("aten.sort.default") == ops.count("aten.topk.default")
+    glue = [it for it in compiled if not in_stage_module(it.module_path)]
+    assert glue and all(it.fused_from == 1 for it in glue)
+    assert "aten.masked_scatter.default" in {it.op for it in glue}
+    # decode at batch 1: six expert ids per sort, Triton-sorted inside the fused chain
+    dtr, dc = base_analysis.traces["decode"], base_analysis.costs["decode"]
+    step = plan(dtr, dc, spec, prof, "compiled")
+    assert not any(it.op == "aten.sort.default" for it in step)
+    assert any(it.op == "aten.sort.default" for it in plan(dtr, dc, spec, prof, "eager"))
+    table = max(t.nbytes for n in dtr.nodes if n.op == "aten.embedding.default" for t in n.inputs[:1])
+    # the KV cache is a StaticCache under compile: an append writes the new position, it does not copy the cache
+    past = max(t.nbytes for n in dtr.nodes if n.op == "aten.cat.default" for t in n.inputs[:1])
+    assert not any(it.cost is not None and it.cost.kind not in ("attention", "gemm") and it.cost.bytes >= past
+                   for it in step
+                   if it.stage == "decode.step" and "self_attn" in it.module_path)
+    chains = [it for it in step if it.cost is not None and it.cost.kind == "elementwise"]
+    assert chains and all(it.cost.bytes < table / 10 for it in chains if it.cost is not None)

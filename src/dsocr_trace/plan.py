@@ -18,10 +18,11 @@ from typing import Any
 from attrs import evolve, frozen
 
 from dsocr_trace.costs import Cost, NodeCosts
+from dsocr_trace.costs.base import call_arg
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.predict import KernelTime, kernel_time, replay
-from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace, phase_stage
+from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, Trace, in_stage_module, phase_stage
 
 # graph: eager's kernels, decode replayed as one CUDA graph; compiled: torch.compile as measured (inductor fuses
 # each stage module's kernels; decode under mode="reduce-overhead" replays CUDA graphs, with the per-step host
@@ -29,6 +30,36 @@ from dsocr_trace.trace.ir import ATTENTION, OpNode, Trace, phase_stage
 EXECUTIONS = ("eager", "fused", "graph", "compiled")
 GRAPH_DECODE = ("fused", "graph", "compiled")  # executions whose decode steps replay as CUDA graphs
 _FUSIBLE = ("elementwise", "copy")
+# inductor lowers a sort along a dim of at most 512 elements to a persistent Triton kernel (larger ones fall back to
+# ATen's radix sort), scans (cumsum) and indexing to Triton too: under torch.compile these fuse like pointwise ops
+INDUCTOR_SORT_MAX = 512
+
+
+def is_kv_append(n: OpNode, phase: str) -> bool:
+    """A decode step's KV-cache append as a DynamicCache traces it: cat(past cache, the new positions), the
+    past cache an input of the step."""
+    return (phase == "decode" and n.op.startswith("aten.cat") and len(n.inputs) == 2
+            and n.inputs[0].producer is None and n.inputs[1].producer is not None)
+
+
+def static_cache_write(n: OpNode) -> Cost:
+    """The same append into a preallocated StaticCache (what a compiled decode uses): only the new positions are
+    written (an index_copy), the cache is not copied."""
+    new = n.inputs[1]
+    return Cost(bytes_read=float(new.nbytes), bytes_written=float(new.nbytes), kind="gather",
+                shape={"numel": new.numel, "contiguous": False})
+
+
+def _inductor_fusible(n: OpNode, c: Cost) -> bool:
+    base = n.op.rsplit(".", 1)[0]
+    if c.kind == "gather" or base == "aten.cumsum":
+        return True
+    if base in ("aten.sort", "aten.argsort") and n.inputs:
+        shape = n.inputs[0].shape
+        dim = call_arg(n, 1, "dim", -1)
+        dim = dim if isinstance(dim, int) else -1
+        return bool(shape) and shape[dim] <= INDUCTOR_SORT_MAX
+    return False
 
 
 @frozen
@@ -101,10 +132,16 @@ def plan_eager(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
     return items
 
 
-def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile) -> list[Item]:
+def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile,
+               compiled: bool = False) -> list[Item]:
+    """compiled: torch.compile per stage module as inductor lowers it (kernel names of the compiled runs):
+    library kernels (GEMMs, grouped GEMMs, sorts, top-k, histograms, attention) stay the ATen kernels, so an MoE
+    layer is its member ops with their element-wise runs fused, not one fused-MoE kernel; the glue outside the
+    stage modules runs eager, op by op."""
     nodes = trace.nodes
     items: list[Item] = []
     chain: list[OpNode] = []
+    cost_of: dict[int, Cost] = {}  # costs the compiled plan replaces (KV-cache appends into a StaticCache)
 
     def flush() -> None:
         if not chain:
@@ -112,47 +149,64 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
         ids = {n.id for n in chain}
         ext = 0.0
         for n in chain:
-            for t in n.inputs:
-                if t.producer is None or t.producer[0] not in ids:
-                    ext += t.distinct_numel * t.itemsize
+            outside = sum(t.distinct_numel * t.itemsize for t in n.inputs
+                          if t.producer is None or t.producer[0] not in ids)
+            c = cost_of.get(n.id, costs.eager[n.id])
+            # a gather or scatter touches only the rows it picks or writes, not the whole table or cache
+            ext += min(outside, c.bytes_read) if c is not None and c.kind == "gather" else outside
         last = chain[-1]
-        merged = _merge([c for n in chain if (c := costs.eager[n.id]) is not None], ext,
-                        float(sum(t.nbytes for t in last.outputs)))
+        lc = cost_of.get(last.id, costs.eager[last.id])
+        merged = _merge([c for n in chain if (c := cost_of.get(n.id, costs.eager[n.id])) is not None], ext,
+                        lc.bytes_written if lc is not None else float(sum(t.nbytes for t in last.outputs)))
         items.append(Item(last.id, "fused.pointwise" if len(chain) > 1 else last.op, last.module_path,
                           last.module_type, phase_stage(last.stage, trace.phase), merged,
                           kernel_time(merged, spec, profile), profile.launch_host_s, False, len(chain)))
         chain.clear()
 
-    for n in nodes:
+    def single(n: OpNode, c: Cost) -> None:
+        items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c,
+                          kernel_time(c, spec, profile, n), profile.launch_host_s, n.sync))
+
+    def visit(n: OpNode) -> None:
         c = costs.eager[n.id]
-        if n.group is not None and n.group in costs.fused:
+        if compiled and c is not None and is_kv_append(n, trace.phase):
+            c = cost_of[n.id] = static_cache_write(n)
+        if c is None or c.kernels == 0 or (c.kind in ("view", "alloc") and not c.bytes):
+            return  # views and allocations: no kernel, no host work in a compiled engine
+        if compiled and not in_stage_module(n.module_path):
+            flush()
+            single(n, c)  # eager glue between the compiled stage modules
+        elif (c.kind in _FUSIBLE or (compiled and _inductor_fusible(n, c))) and n.op != ATTENTION:
+            # eager fusion stays inside one module; inductor fuses across the modules of one compiled stage
+            boundary = (lambda m: m.stage) if compiled else (lambda m: m.module_path)
+            if chain and boundary(chain[-1]) != boundary(n):
+                flush()
+            chain.append(n)
+        else:
+            flush()
+            single(n, c)
+
+    def expanded(group: int) -> bool:
+        return compiled and nodes[group].op == MOE_EXPERTS
+
+    for n in nodes:
+        if n.group is not None and n.group in costs.fused and not expanded(n.group):
             continue  # inside a fused semantic group: the group's kernel stands for it
         if n.members:
+            if expanded(n.id):
+                continue  # its members come in node order, each through visit
             flush()
             fc = costs.fused.get(n.id)
             if fc is None:  # no fused rule (patch embedding): its members run as they are
                 for m in n.members:
                     mc = costs.eager[m]
                     if mc is not None and mc.kernels:
-                        mn = nodes[m]
-                        items.append(Item(m, mn.op, mn.module_path, mn.module_type,
-                                          phase_stage(mn.stage, trace.phase), mc,
-                                          kernel_time(mc, spec, profile, mn),
-                                          profile.launch_host_s, False))
+                        single(nodes[m], mc)
                 continue
             items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
                               kernel_time(fc, spec, profile, n), profile.launch_host_s, False, len(n.members)))
             continue
-        if c is None or c.kernels == 0 or (c.kind in ("view", "alloc") and not c.bytes):
-            continue  # views and allocations: no kernel, no host work in a compiled engine
-        if c.kind in _FUSIBLE and n.op != ATTENTION:
-            if chain and chain[-1].module_path != n.module_path:
-                flush()
-            chain.append(n)
-            continue
-        flush()
-        items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), c,
-                          kernel_time(c, spec, profile, n), profile.launch_host_s, n.sync))
+        visit(n)
     flush()
     return items
 
@@ -160,7 +214,7 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
 def plan(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profile, execution: str) -> list[Item]:
     if execution in ("eager", "graph"):
         return plan_eager(trace, costs, spec, profile)
-    items = plan_fused(trace, costs, spec, profile)
+    items = plan_fused(trace, costs, spec, profile, compiled=execution == "compiled")
     if execution == "compiled" and trace.phase != "decode":
         # inductor's generated wrapper launches each fused kernel from Python
         items = [evolve(it, host_s=profile.compiled_launch_s) for it in items]

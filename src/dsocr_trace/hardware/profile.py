@@ -48,11 +48,13 @@ DEFAULT_GRAPH_KERNEL_S = 1.0e-6
 # cudaGraphLaunch of a decoder-step graph: one host call, ~10 us.
 DEFAULT_GRAPH_LAUNCH_S = 10e-6
 # torch.compile host costs, measured on a lent H200 (benchmarks/results/h200-compile): a reduce-overhead decode
-# step at batch 1, KV 1000 spent 1.10 ms of wall beside 1.33 ms of kernels (two CUDA-graph launches, Dynamo's
-# guards, the eager glue); the compiled base prefill 30.6 ms of wall for 8.9 ms of kernels, host-bound: 34 us per
-# kernel of the fused plan (859), guards and glue included.
-DEFAULT_COMPILED_STEP_S = 1.10e-3
-DEFAULT_COMPILED_LAUNCH_S = 34e-6
+# step at batch 1, KV 1000 took 2.43 ms of wall for 1.33 ms of kernels; less the 0.30 ms of in-graph gaps the
+# replay adds between the plan's 362 kernels (graph_kernel_s each), 0.80 ms is the step's own host cost (two
+# CUDA-graph launches, Dynamo's guards, the eager glue). The compiled base prefill took 30.6 ms of wall for
+# 8.9 ms of kernels, host-bound: 31.6 us per kernel of the compiled plan (923 kernels; the run launched 938),
+# guards and glue included.
+DEFAULT_COMPILED_STEP_S = 0.80e-3
+DEFAULT_COMPILED_LAUNCH_S = 31.6e-6
 # A strided or broadcast copy/elementwise kernel reads through a non-unit stride or re-reads one operand:
 # uncoalesced sectors waste ~2/3 of each DRAM transaction, so it streams at ~1/3 of a contiguous one.
 DEFAULT_STRIDED_PENALTY = 0.35

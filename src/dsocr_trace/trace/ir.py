@@ -165,6 +165,22 @@ def phase_stage(stage: str, phase: str) -> str:
     return stage
 
 
+# The stage modules of the DeepSeek-OCR build: what `torch.compile` compiles one by one (the compiled execution);
+# the glue between them (vision-to-text concat and scatter, the logits cast) runs outside any of them.
+STAGE_MODULES = {
+    "model.vision_tower.sam_encoder": "vision.sam",
+    "model.vision_tower.vision_encoder": "vision.clip",
+    "model.multi_modal_projector": "projector",
+    "model.language_model": "decoder",
+    "lm_head": "lm_head",
+}
+
+
+def in_stage_module(module_path: str) -> bool:
+    """Whether an op runs inside one of the stage modules (not in the glue between them)."""
+    return any(module_path == m or module_path.startswith(m + ".") for m in STAGE_MODULES)
+
+
 def stage_of(module_path: str, phase: str) -> str:
     """Map a module path of the DeepSeek-OCR build to its stage.
 

@@ -56,16 +56,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsocr_trace.trace.ir import STAGE_MODULES
 from dsocr_trace.validate import harness, profiling, random_model
 from dsocr_trace.validate.train_harness import all_kernels_us, build_model
 
-STAGE_MODULES = {
-    "model.vision_tower.sam_encoder": "vision.sam",
-    "model.vision_tower.vision_encoder": "vision.clip",
-    "model.multi_modal_projector": "projector",
-    "model.language_model": "decoder",
-    "lm_head": "lm_head",
-}
 DECODE_MODULES = ("model.language_model", "lm_head")
 DEFAULT_MODES = "base"
 DEFAULT_KV = "1000"
