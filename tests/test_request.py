@@ -165,3 +165,19 @@ def test_compiled_plan_follows_inductor(base_analysis: Analysis) -> None:
                    if it.stage == "decode.step" and "self_attn" in it.module_path)
     chains = [it for it in step if it.cost is not None and it.cost.kind == "elementwise"]
     assert chains and all(it.cost.bytes < table / 10 for it in chains if it.cost is not None)
+
+
+def test_fused_plans_count_each_kernel_once(base_analysis: Analysis) -> None:
+    """A semantic group with no fused rule (the patch embedding) runs its member ops once: the fused and compiled
+    plans launch as many convolutions, and as many library GEMMs outside fused groups, as eager does."""
+    from dsocr_trace.hardware.profile import packaged_profile
+
+    spec = load_device("h200")
+    prof = packaged_profile(spec)
+    tr, c = base_analysis.traces["prefill"], base_analysis.costs["prefill"]
+    convs = {ex: [it.node for it in plan(tr, c, spec, prof, ex) if it.op == "aten.convolution.default"]
+             for ex in ("eager", "fused", "compiled")}
+    assert convs["eager"] and convs["fused"] == convs["eager"] == convs["compiled"]
+    for ex in ("fused", "compiled"):
+        ids = [it.node for it in plan(tr, c, spec, prof, ex)]
+        assert len(ids) == len(set(ids))

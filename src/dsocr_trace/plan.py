@@ -197,12 +197,8 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
                 continue  # its members come in node order, each through visit
             flush()
             fc = costs.fused.get(n.id)
-            if fc is None:  # no fused rule (patch embedding): its members run as they are
-                for m in n.members:
-                    mc = costs.eager[m]
-                    if mc is not None and mc.kernels:
-                        single(nodes[m], mc)
-                continue
+            if fc is None:
+                continue  # no fused rule (patch embedding): its members come in node order, each through visit
             items.append(Item(n.id, n.op, n.module_path, n.module_type, phase_stage(n.stage, trace.phase), fc,
                               kernel_time(fc, spec, profile, n), profile.launch_host_s, False, len(n.members)))
             continue
