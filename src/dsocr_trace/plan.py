@@ -1,6 +1,7 @@
-"""Execution plans: which kernels a phase launches, in what order, under `eager` or `fused` execution.
+"""Execution plans: which kernels a phase launches, in what order, under `eager`, `fused` or `compiled` execution
+(`graph` is eager's kernels with the decode step replayed as a CUDA graph).
 
-Both plans read the same trace; the rules differ, not the graph.
+All plans read the same trace; the rules differ, not the graph.
 * eager (HF transformers out of the box): every traced aten op is dispatched from Python (host cost per op,
   views included), every non-view op launches its kernel(s); RMSNorm, RoPE and activations run unfused;
   the MoE runs transformers' grouped_mm path exactly as traced (sort, gather, histc, two grouped GEMMs,
@@ -8,6 +9,9 @@ Both plans read the same trace; the rules differ, not the graph.
 * fused (an optimized engine): semantic groups run as one kernel each (fused RMSNorm, grouped-GEMM MoE),
   chains of pointwise ops inside one module fuse into one kernel (RoPE, SiLU*up, residual adds, casts),
   views cost nothing, decode replays a CUDA graph (no launch gaps, one launch per step).
+* compiled (torch.compile per stage module, as inductor lowers it): library kernels stay ATen's (the MoE keeps
+  its sort, top-k, histogram and grouped GEMMs), element-wise, index and scan runs fuse across one stage's
+  modules, short sorts become Triton, the glue between stages runs eager, decode appends into a StaticCache.
 """
 
 from __future__ import annotations
