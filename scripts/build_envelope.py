@@ -2,7 +2,7 @@
 
     python scripts/build_envelope.py      # writes src/dsocr_trace/hardware/validated.json
 
-Reads every benchmarks/results/**/measured.json (validate, train and compile harness runs on full cards; SM
+Reads every benchmarks/results/**/measured*.json (validate, train and compile harness runs on full cards; SM
 partitions are other GPUs and the host-probe runs, made
 under deliberately loaded CPUs, are left out) and records, per GPU and phase (prefill, decode, train), the
 executions measured and the batch and KV-length range. tests/test_confidence.py rebuilds it and compares, so the
@@ -22,7 +22,7 @@ GPU_KEYS = {"NVIDIA H200": "h200", "NVIDIA H100 80GB HBM3": "h100"}
 
 def envelope(root: Path = ROOT) -> dict[str, Any]:
     gpus: dict[str, dict[str, dict[str, Any]]] = {}
-    for f in sorted((root / "benchmarks" / "results").rglob("measured.json")):
+    for f in sorted((root / "benchmarks" / "results").rglob("measured*.json")):
         rel = f.relative_to(root).as_posix()
         if "partitions" in rel or "h200-host" in rel:  # other GPUs; walls under deliberately loaded hosts
             continue

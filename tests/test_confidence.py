@@ -26,6 +26,9 @@ def test_envelope_is_rebuilt_from_the_committed_measurements() -> None:
 @pytest.mark.parametrize(("args", "level", "why"), [
     (("h200", "calibrated", "prefill", "eager", 4), "validated", "inside the measured range"),
     (("h200", "calibrated", "prefill", "fused", 4), "modelled", "fused prefill never measured"),
+    # the compile harness's decode runs (measured_decode.json files) count: compiled decode was measured
+    (("h200", "calibrated", "decode", "compiled", 4, 2500), "validated", "inside the measured range"),
+    (("h100", "calibrated", "decode", "compiled", 1, 1000), "modelled", "compiled decode never measured"),
     (("h100", "calibrated", "prefill", "eager", 64), "extrapolated", "batch 64 outside the measured 1-8"),
     (("h200", "calibrated", "decode", "eager", 1, 100_000), "extrapolated", "KV length 100000 outside"),
     (("h100", "calibrated", "train", "eager", 1), "extrapolated", "no train measured on h100"),
