@@ -249,3 +249,15 @@ def test_replay_empty():
     r = replay([])
     assert r.wall_s == 0.0 and r.gaps == [] and r.start == []
     assert replay([], graph=True, graph_launch_s=3.0).wall_s == 3.0
+
+
+def test_a_host_sync_costs_its_scalar_copy() -> None:
+    """`.item()` copies a scalar to the host on the copy engine: the measured copy time, on any profile."""
+    from dsocr_trace.hardware.profile import DEFAULT_SYNC_COPY_S, packaged_profile
+
+    sync = Cost(bytes_read=8.0, kind="sync", kernels=1)
+    for name in ("h200", "l40s"):
+        spec = load_device(name)
+        prof = packaged_profile(spec) if name == "h200" else default_profile(spec)
+        assert kernel_time(sync, spec, prof).device_s == DEFAULT_SYNC_COPY_S > 0
+    assert kernel_time(Cost(kind="view"), spec, prof).device_s == 0.0

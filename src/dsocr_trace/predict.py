@@ -148,9 +148,11 @@ def _query(node: OpNode | None, cost: Cost) -> Any:
 
 def _modelled(cost: Cost, spec: DeviceSpec, profile: Profile) -> KernelTime:
     source = "spec-default" if not profile.calibrated else f"{profile.source}:roofline"
+    if cost.kind == "sync" and cost.kernels > 0:
+        # the scalar's device-to-host copy; the host's stall is the replay's job
+        return KernelTime(profile.sync_copy_s, 0.0, 0.0, profile.sync_copy_s, "launch", 0.0, "measured:sync-copy")
     if cost.kind in ("view", "sync") or cost.kernels <= 0:
-        # views alias, and a sync stalls the host (replay's job), not the device
-        return KernelTime(0.0, 0.0, 0.0, 0.0, "none", 0.0, source)
+        return KernelTime(0.0, 0.0, 0.0, 0.0, "none", 0.0, source)  # views alias
     if cost.kind not in profile.curves:
         raise ValueError(f"cost kind {cost.kind!r} has no efficiency curve in the profile")
     curves = profile.curves[cost.kind]

@@ -47,6 +47,10 @@ DEFAULT_HOST_MODULE_S = 4e-6
 DEFAULT_GRAPH_KERNEL_S = 1.0e-6
 # cudaGraphLaunch of a decoder-step graph: one host call, ~10 us.
 DEFAULT_GRAPH_LAUNCH_S = 10e-6
+# `.item()`: the scalar's device-to-host copy on the copy engine, 1.40-1.53 us each (mean 1.44) on a lent H200
+# (benchmarks/results/h200-compile-heldout: the "Memcpy DtoH" rows of the kernel tables, 15 tables of 10 prefill
+# runs, two copies each); a PCIe round trip, not a property of the SMs, so other GPUs keep it
+DEFAULT_SYNC_COPY_S = 1.45e-6
 # torch.compile host costs, measured on a lent H200 (benchmarks/results/h200-compile): a reduce-overhead decode
 # step at batch 1, KV 1000 took 2.43 ms of wall for 1.33 ms of kernels; less the 0.30 ms of in-graph gaps the
 # replay adds between the plan's 362 kernels (graph_kernel_s each), 0.80 ms is the step's own host cost (two
@@ -155,6 +159,7 @@ class Profile:
     host_module_s: float = DEFAULT_HOST_MODULE_S
     graph_kernel_s: float = DEFAULT_GRAPH_KERNEL_S
     graph_launch_s: float = DEFAULT_GRAPH_LAUNCH_S
+    sync_copy_s: float = DEFAULT_SYNC_COPY_S  # device time of a host sync's scalar copy
     strided_penalty: float = DEFAULT_STRIDED_PENALTY
     # host time of an op that launches no kernel (view, allocation); None: the same as host_op_s
     host_view_s: float | None = None
