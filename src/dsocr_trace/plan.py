@@ -26,7 +26,7 @@ from dsocr_trace.costs.base import call_arg
 from dsocr_trace.hardware.profile import Profile
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.predict import KernelTime, kernel_time, replay
-from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, Trace, in_stage_module, phase_stage
+from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, Trace, in_stage_module, op_base, phase_stage
 
 # graph: eager's kernels, decode replayed as one CUDA graph; compiled: torch.compile as measured (inductor fuses
 # each stage module's kernels; decode under mode="reduce-overhead" replays CUDA graphs, with the per-step host
@@ -55,7 +55,7 @@ def static_cache_write(n: OpNode) -> Cost:
 
 
 def _inductor_fusible(n: OpNode, c: Cost) -> bool:
-    base = n.op.rsplit(".", 1)[0]
+    base = op_base(n.op)
     if c.kind == "gather" or base == "aten.cumsum":
         return True
     if base in ("aten.sort", "aten.argsort") and n.inputs:
@@ -144,24 +144,22 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
     stage modules runs eager, op by op."""
     nodes = trace.nodes
     items: list[Item] = []
-    chain: list[OpNode] = []
-    cost_of: dict[int, Cost] = {}  # costs the compiled plan replaces (KV-cache appends into a StaticCache)
+    chain: list[tuple[OpNode, Cost]] = []  # the pending fusible run, each op with the cost it runs at
+    # eager fusion stays inside one module; inductor fuses across the modules of one compiled stage
+    fusion_scope = (lambda m: m.stage) if compiled else (lambda m: m.module_path)
 
     def flush() -> None:
         if not chain:
             return
-        ids = {n.id for n in chain}
+        ids = {n.id for n, _ in chain}
         ext = 0.0
-        for n in chain:
+        for n, c in chain:
             outside = sum(t.distinct_numel * t.itemsize for t in n.inputs
                           if t.producer is None or t.producer[0] not in ids)
-            c = cost_of.get(n.id, costs.eager[n.id])
             # a gather or scatter touches only the rows it picks or writes, not the whole table or cache
-            ext += min(outside, c.bytes_read) if c is not None and c.kind == "gather" else outside
-        last = chain[-1]
-        lc = cost_of.get(last.id, costs.eager[last.id])
-        merged = _merge([c for n in chain if (c := cost_of.get(n.id, costs.eager[n.id])) is not None], ext,
-                        lc.bytes_written if lc is not None else float(sum(t.nbytes for t in last.outputs)))
+            ext += min(outside, c.bytes_read) if c.kind == "gather" else outside
+        last, last_cost = chain[-1]
+        merged = _merge([c for _, c in chain], ext, last_cost.bytes_written)
         items.append(Item(last.id, "fused.pointwise" if len(chain) > 1 else last.op, last.module_path,
                           last.module_type, phase_stage(last.stage, trace.phase), merged,
                           kernel_time(merged, spec, profile), profile.launch_host_s, False, len(chain)))
@@ -174,18 +172,16 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
     def visit(n: OpNode) -> None:
         c = costs.eager[n.id]
         if compiled and c is not None and is_kv_append(n, trace.phase):
-            c = cost_of[n.id] = static_cache_write(n)
+            c = static_cache_write(n)
         if c is None or c.kernels == 0 or (c.kind in ("view", "alloc") and not c.bytes):
             return  # views and allocations: no kernel, no host work in a compiled engine
         if compiled and not in_stage_module(n.module_path):
             flush()
             single(n, c)  # eager glue between the compiled stage modules
         elif (c.kind in _FUSIBLE or (compiled and _inductor_fusible(n, c))) and n.op != ATTENTION:
-            # eager fusion stays inside one module; inductor fuses across the modules of one compiled stage
-            boundary = (lambda m: m.stage) if compiled else (lambda m: m.module_path)
-            if chain and boundary(chain[-1]) != boundary(n):
+            if chain and fusion_scope(chain[-1][0]) != fusion_scope(n):
                 flush()
-            chain.append(n)
+            chain.append((n, c))
         else:
             flush()
             single(n, c)

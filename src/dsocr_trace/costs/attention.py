@@ -15,7 +15,7 @@ dQ = dS K, dK = dS^T Q: five products, 2*pairs*(3*D + 2*Dv) tensor-core FLOPs.
 from __future__ import annotations
 
 from dsocr_trace.costs.base import Cost, CostOptions, call_arg, read_bytes, rule, write_bytes
-from dsocr_trace.trace.ir import ATTENTION, OpNode
+from dsocr_trace.trace.ir import ATTENTION, OpNode, op_base
 
 
 def attended_pairs(tq: int, tk: int, causal: bool) -> int:
@@ -62,7 +62,7 @@ _ARG_NAMES = ("query", "key", "value", "attn_bias", "is_causal")
 
 def _backward_dims(node: OpNode) -> tuple[int, int, int, int, int, int, bool, bool]:
     """(B*H, Tq, Tk, D, Dv, kernels, causal, has bias) of a fused attention backward, from its recorded call."""
-    base = node.op.rsplit(".", 1)[0] if node.op.count(".") >= 2 else node.op
+    base = op_base(node.op)
     iq, ik, iv, ib, ic, kernels = _BACKWARD_ARGS[base]
     q, k, v = (call_arg(node, i, n) for i, n in zip((iq, ik, iv), _ARG_NAMES, strict=False))
     bias = call_arg(node, ib, "attn_bias") if ib >= 0 else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from dsocr_trace.costs.base import Cost, CostOptions, read_bytes, rule, write_bytes
-from dsocr_trace.trace.ir import OpNode, TensorRef
+from dsocr_trace.trace.ir import OpNode, TensorRef, op_base
 
 MAX_TENSORS = (110, 64, 48, 36, 30)  # per launch, by depth 1..5 (ATen MultiTensorApply.cuh)
 MAX_BLOCKS = 320
@@ -37,10 +37,6 @@ _FOREACH_PER_ELEMENT: dict[str, int] = {
     "aten._foreach_copy_": 0, "aten._foreach_zero_": 0,
 }
 _FUSED_PER_ELEMENT = {"aten._fused_adamw_": 14, "aten._fused_adam_": 14, "aten._fused_sgd_": 3}
-
-
-def _base(op: str) -> str:
-    return op.rsplit(".", 1)[0] if op.count(".") >= 2 else op
 
 
 def tensor_lists(node: OpNode) -> list[list[TensorRef]]:
@@ -71,7 +67,7 @@ def _elementwise(node: OpNode, per: int, written: float, kernels: int, kind: str
 
 @rule(*_FOREACH_PER_ELEMENT)
 def foreach(node: OpNode, opts: CostOptions) -> Cost:
-    base = _base(node.op)
+    base = op_base(node.op)
     lists = tensor_lists(node)
     first = lists[0] if lists else []
     inplace = base.endswith("_")
@@ -89,7 +85,7 @@ def foreach(node: OpNode, opts: CostOptions) -> Cost:
 @rule(*_FUSED_PER_ELEMENT)
 def fused_optimizer(node: OpNode, opts: CostOptions) -> Cost:
     """One multi-tensor kernel updating params and their states in place (lists: params, grads, states...)."""
-    base = _base(node.op)
+    base = op_base(node.op)
     lists = [lst for lst in tensor_lists(node) if lst]
     params = lists[0] if lists else []
     # updated in place: params and the per-element state lists (not grads, not the scalar step counters)

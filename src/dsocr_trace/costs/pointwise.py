@@ -7,7 +7,7 @@ strided index: the latency model runs such ops, and ones with non-contiguous ope
 from __future__ import annotations
 
 from dsocr_trace.costs.base import Cost, CostOptions, out_numel, read_bytes, rule, write_bytes
-from dsocr_trace.trace.ir import OpNode
+from dsocr_trace.trace.ir import OpNode, op_base
 
 # FLOPs per output element. Transcendentals count 1 (one SFU op); GELU (erf form) and SiLU count their
 # arithmetic: x*0.5*(1+erf(x/sqrt2)) ~ 4 + erf; x*sigmoid(x) ~ 4.
@@ -45,7 +45,7 @@ def pointwise_shape(node: OpNode) -> dict[str, object]:
 
 @rule(*_PER_ELEMENT)
 def pointwise(node: OpNode, opts: CostOptions) -> Cost:
-    base = node.op.rsplit(".", 1)[0] if node.op.count(".") >= 2 else node.op
+    base = op_base(node.op)
     per = _PER_ELEMENT.get(base, 1)
     return Cost(
         cc_flops=float(per * out_numel(node)),

@@ -13,7 +13,7 @@ from typing import Any
 from attrs import frozen
 
 from dsocr_trace.costs.base import Cost
-from dsocr_trace.trace.ir import ATTENTION, OpNode, TensorRef
+from dsocr_trace.trace.ir import ATTENTION, OpNode, TensorRef, op_base
 
 FAMILIES = ("gemm", "conv", "grouped_gemm", "attention", "memory")
 _GEMM_OPS = {"aten.mm": "mm", "aten.addmm": "addmm", "aten.bmm": "bmm", "aten.baddbmm": "baddbmm",
@@ -33,11 +33,6 @@ class Query:
     kernels: int = 1
     # family details: gemm (m, n, k, batch), grouped_gemm (expert_rows, n, k), attention (b, h, tq, tk, d)
     detail: tuple[Any, ...] = ()
-
-
-def op_base(op: str) -> str:
-    """'aten.add.Tensor' -> 'aten.add'."""
-    return op.rsplit(".", 1)[0] if op.count(".") >= 2 else op
 
 
 def _role(t: TensorRef, out: TensorRef | None) -> str:

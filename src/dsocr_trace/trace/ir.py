@@ -140,6 +140,11 @@ class Trace:
         return {n.id: n for n in self.nodes}
 
 
+def op_base(op: str) -> str:
+    """'aten.add.Tensor' -> 'aten.add' (an op name without its overload)."""
+    return op.rsplit(".", 1)[0] if op.count(".") >= 2 else op
+
+
 def parent_path(module_path: str) -> str:
     """The enclosing module's path ("" is the root)."""
     return module_path.rsplit(".", 1)[0] if "." in module_path else ""

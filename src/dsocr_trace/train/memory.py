@@ -24,14 +24,14 @@ from __future__ import annotations
 from typing import Any
 
 from dsocr_trace.memory import RUNTIME_RESERVE_BYTES
-from dsocr_trace.trace.ir import Trace
+from dsocr_trace.trace.ir import Trace, op_base
 
 CATEGORIES = ("saved_activations", "gradients", "transient")
 
 
 def is_inplace(op: str) -> bool:
     """aten.add_.Tensor, aten.copy_.default, aten._foreach_mul_.Scalar: the op writes into its first input."""
-    base = op.rsplit(".", 1)[0] if op.count(".") >= 2 else op
+    base = op_base(op)
     name = base.rsplit(".", 1)[-1]
     return name.endswith("_") and not name.startswith("__")
 
