@@ -115,15 +115,21 @@ def _subset(doc: dict[str, Any]) -> dict[str, Any]:
 
 def test_remote_code_gate() -> None:
     """Held-out workloads of the real remote code on an H200 (no remote-code time enters the prediction):
-    decoder prefill and decode-step kernel counts within 5%, their kernel time within 25% (the per-family
-    table in benchmarks/results/remote/README.md says where the rest goes), every generate() per-token wall
-    inside the predicted host band."""
+    decoder prefill and decode-step kernel counts within 3% and their kernel time within 16%; the remote
+    deepencoder's SAM and CLIP (trace.remote_vision) and the projector stage (the harness's books) within 12%
+    (benchmarks/results/remote/README.md has every point and where the rest goes); every generate() per-token
+    wall inside the predicted host band."""
     res = compare(_subset(load(MEASURED)))
-    rows = [r for r in res["rows"] if r["routing"] == "measured-hits" and r["stage"] in ("decoder", "decode.step")]
-    assert len(rows) == 4
-    for r in rows:
-        assert abs(r["kernel_err"]) <= 0.05, r
-        assert abs(r["err"]) <= 0.25, r
+    rows = [r for r in res["rows"] if r["routing"] == "measured-hits"]
+    key = [r for r in rows if r["stage"] in ("decoder", "decode.step")]
+    assert len(key) == 4
+    for r in key:
+        assert abs(r["kernel_err"]) <= 0.03, r
+        assert abs(r["err"]) <= 0.16, r
+    vision = [r for r in rows if r["stage"] in ("vision.sam", "vision.clip", "projector")]
+    assert len(vision) == 6
+    for r in vision:
+        assert abs(r["err"]) <= 0.12, r
     assert res["loops"] and all(lp["inside_band"] for lp in res["loops"]), res["loops"]
 
 

@@ -53,11 +53,23 @@ def topk(node: OpNode, opts: CostOptions) -> Cost:
     return _reduce(node, math.log2(max(k, 2)) + 1)
 
 
+# ATen's CUDA sort along a dim of at most this many elements sorts in place in one block (bitonic or radix
+# sortKVInPlace) around three device copies and the index fill: 5 launches; longer dims go to cub's onesweep
+# radix sort: a divider, memsets, histogram, exclusive sum, one memset + onesweep pass per 8-bit digit, a copy
+# (21 launches for int64 keys). Both counts are the kernel names of the H200 sweep's aten.sort points.
+SMALL_SORT_MAX = 4096
+SMALL_SORT_LAUNCHES = 5
+RADIX_SORT_LAUNCHES = 21
+
+
 @rule("aten.sort", "aten.argsort")
 def sort(node: OpNode, opts: CostOptions) -> Cost:
     x = node.inputs[0]
     n = x.shape[-1] if x.shape else 1
-    return _reduce(node, math.log2(max(n, 2)), kind="sort")
+    c = _reduce(node, math.log2(max(n, 2)), kind="sort")
+    launches = SMALL_SORT_LAUNCHES if n <= SMALL_SORT_MAX else RADIX_SORT_LAUNCHES
+    return Cost(cc_flops=c.cc_flops, bytes_read=c.bytes_read, bytes_written=c.bytes_written, kind=c.kind,
+                kernels=launches, shape=c.shape)
 
 
 @rule("aten.histc", "aten.bincount", "aten.cumsum", "aten.cumprod")

@@ -140,6 +140,15 @@ class Trace:
         return {n.id: n for n in self.nodes}
 
 
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides of a tensor of `shape` (a zero-size dim counts as one)."""
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(out))
+
+
 def op_base(op: str) -> str:
     """'aten.add.Tensor' -> 'aten.add' (an op name without its overload)."""
     return op.rsplit(".", 1)[0] if op.count(".") >= 2 else op

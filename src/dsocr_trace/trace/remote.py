@@ -31,7 +31,8 @@ import itertools
 from collections.abc import Callable, Iterable
 
 from dsocr_trace.errors import UserError
-from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, TensorRef, Trace
+from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, TensorRef, Trace, contiguous_strides
+from dsocr_trace.trace.remote_vision import VISION_STAGES, remote_vision_trace
 
 IMPLEMENTATIONS = ("native", "remote", "remote-flash")
 NO_REPEAT_NGRAM = 20  # infer()'s no_repeat_ngram_size
@@ -42,18 +43,12 @@ NGRAM_HOST_CALLS = 0.08
 RowsFn = Callable[[int, int, int, int], tuple[int, ...]]  # (layer, tokens, experts, top_k) -> rows per expert
 
 
-def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for s in reversed(shape):
-        out.append(acc)
-        acc *= max(s, 1)
-    return tuple(reversed(out))
-
 
 def _t(shape: Iterable[int], dtype: str = "bfloat16", param: str | None = None,
        strides: tuple[int, ...] | None = None) -> TensorRef:
     sh = tuple(int(s) for s in shape)
-    return TensorRef(shape=sh, dtype=dtype, strides=strides if strides is not None else _strides(sh), param=param)
+    return TensorRef(shape=sh, dtype=dtype, strides=strides if strides is not None else contiguous_strides(sh),
+                     param=param)
 
 
 class _Writer:
@@ -67,12 +62,21 @@ class _Writer:
         self.module_types = dict(trace.module_types)
         self.module_calls = dict(trace.module_calls)
 
+    def _ref(self, t: TensorRef, ids: dict[int, int]) -> TensorRef:
+        """`t` with its producer's id in the new numbering (none where the producer was rewritten away)."""
+        if t.producer is None:
+            return t
+        nid = ids.get(t.producer[0])
+        return TensorRef(shape=t.shape, dtype=t.dtype, strides=t.strides, param=t.param,
+                         storage_offset=t.storage_offset, producer=None if nid is None else (nid, t.producer[1]))
+
     def keep(self, n: OpNode) -> None:
+        self.remap[n.id] = len(self.nodes)
         new = OpNode(id=len(self.nodes), op=n.op, module_path=n.module_path, module_type=n.module_type,
-                     stage=n.stage, inputs=n.inputs, outputs=n.outputs, attrs=dict(n.attrs), is_view=n.is_view,
+                     stage=n.stage, inputs=[self._ref(t, self.remap) for t in n.inputs],
+                     outputs=[self._ref(t, self.remap) for t in n.outputs], attrs=dict(n.attrs), is_view=n.is_view,
                      group=n.group, members=list(n.members), sync=n.sync, call=None, pycall=n.pycall,
                      pass_kind=n.pass_kind)
-        self.remap[n.id] = new.id
         self.nodes.append(new)
 
     def copy_block(self, block: list[OpNode]) -> None:
@@ -87,7 +91,9 @@ class _Writer:
             local[n.id] = len(self.nodes)
             self.copied.add(len(self.nodes))
             self.nodes.append(OpNode(id=len(self.nodes), op=n.op, module_path=n.module_path,
-                                     module_type=n.module_type, stage=n.stage, inputs=n.inputs, outputs=n.outputs,
+                                     module_type=n.module_type, stage=n.stage,
+                                     inputs=[self._ref(t, local) for t in n.inputs],
+                                     outputs=[self._ref(t, local) for t in n.outputs],
                                      attrs=dict(n.attrs), is_view=n.is_view, group=n.group, members=list(n.members),
                                      sync=n.sync, pycall=pc, pass_kind=n.pass_kind))
         for n in self.nodes[start:]:
@@ -99,7 +105,9 @@ class _Writer:
             sync: bool = False, view: bool = False, attrs: dict[str, object] | None = None) -> None:
         self.pycall += 1
         self.nodes.append(OpNode(id=len(self.nodes), op=op, module_path=path, module_type=mtype, stage=stage,
-                                 inputs=ins, outputs=outs, attrs=dict(attrs or {}), is_view=view, sync=sync,
+                                 inputs=[self._ref(t, self.remap) for t in ins],
+                                 outputs=[self._ref(t, self.remap) for t in outs], attrs=dict(attrs or {}),
+                                 is_view=view, sync=sync,
                                  pycall=self.pycall))
 
     def module(self, path: str, mtype: str, calls: int = 1) -> None:
@@ -267,9 +275,6 @@ def check_implementation(implementation: str, execution: str | None, train: bool
                         "--implementation native with --phase train")
 
 
-VISION_STAGES = ("vision.sam", "vision.clip", "projector")
-
-
 def remote_code_trace(trace: Trace, rows_fn: RowsFn, attention: str = "eager", page: Trace | None = None) -> Trace:
     """The remote code's ops for one traced phase of the native model (see the module docstring).
 
@@ -278,6 +283,8 @@ def remote_code_trace(trace: Trace, rows_fn: RowsFn, attention: str = "eager", p
     encoders and projector of one page B times instead of once on B pages."""
     if attention not in ("eager", "flash"):
         raise ValueError(f"attention {attention!r}: eager or flash")
+    trace = remote_vision_trace(trace)
+    page = remote_vision_trace(page) if page is not None else None
     nodes = trace.nodes
     phase = trace.phase
     w = _Writer(trace)
