@@ -233,3 +233,20 @@ def test_memory_without_a_device() -> None:
         assert need[k] == fit[k]
     assert need["total_bytes"] == need["weights_bytes"] + need["kv_cache_bytes"] + need[
         "activation_peak_bytes"] + need["reserve_bytes"]
+
+
+def test_sweep_times_the_remote_experts_shapes() -> None:
+    """The fixed sweep holds the remote code's per-expert GEMMs (same shapes and weight layout as the rewrite's
+    expert loop), so a GPU calibrated once prices them from classes of their own."""
+    from dsocr_trace.validate import calsweep
+    from dsocr_trace.validate.opbench import emit_sources
+
+    traced = emit_sources(MODEL, [("tiny", make_workload("tiny", output_tokens=1), [])])
+    experts = calsweep.routed_expert_templates(calsweep._templates(traced), 896, 1792)
+    layouts = {(tuple(r["shape"]), tuple(r["strides"])) for t in experts.values() for r in t["inputs"] if r["param"]}
+    remote = run_analysis(MODEL, make_workload("tiny"), implementation="remote").traces["prefill"]
+    used = {(t.shape, t.strides) for n in remote.nodes if n.op == "aten.mm.default" and ".mlp.experts." in n.module_path
+            for t in n.inputs if t.param}
+    assert used and used == layouts
+    ladder = calsweep.gemm_ladder(next(iter(experts.values())), calsweep.MAX_M_EXPERT)
+    assert ladder[0]["sweep"]["m"] == 1 and max(s["sweep"]["m"] for s in ladder) <= calsweep.MAX_M_EXPERT

@@ -6,7 +6,9 @@ Nothing here depends on the workloads a user will validate. Two sources:
 2. synthetic ladders made by resizing template ops of the model, layout preserved (`resize_like`):
    * every weight GEMM of the model over one M ladder (`M_LADDER`: 1, then steps of 1.25-1.75x, and both sides
      of every power-of-two tile edge from 64 up; powers of two themselves are left out so that batch sizes and
-     token counts of held-out workloads do not land on a measured point by construction);
+     token counts of held-out workloads do not land on a measured point by construction), and the routed
+     experts' GEMMs as the official remote code runs them (one mm per expert at the expert's width: the shared
+     experts' mm resized, `routed_expert_templates`) up to MAX_M_EXPERT rows;
    * SAM's rel-pos bmm (batch = rows of the window or view, M = images x heads x rows) over a ladder;
    * SAM's convolutions over (batch, side);
    * SDPA for each attention configuration of the model (decoder prefill causal, decode, SAM windows with a
@@ -58,6 +60,7 @@ M_LADDER = _ladder()
 MAX_M_DECODER = 40000  # B16 x 1,300 prefill tokens = 20,800 rows, with margin
 MAX_M_SAM = 170000  # B32 x 25 windows x 196 rows = 156,800
 MAX_OUT_BYTES = 12 << 30  # skip sweep points whose output alone would exceed this
+MAX_M_EXPERT = 8192  # rows one routed expert gets: B16 x 1,300 tokens x top-6 / 64 experts, x4 for skew
 
 
 def workload_label(mode: str, crops: str | None, batch: int, prompt: int) -> str:
@@ -283,6 +286,34 @@ def _templates(specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return t
 
 
+def routed_expert_templates(templates: dict[str, dict[str, Any]], width: int, shared_width: int
+                            ) -> dict[str, dict[str, Any]]:
+    """GEMM templates of one routed expert's gate/up (hidden -> width) and down (width -> hidden) products, made
+    from the shared experts' mm (hidden <-> shared_width, the same x @ W^T layout): the remote code's expert loop
+    (trace.remote) runs these shapes, which the native model's grouped GEMM never does."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, t in sorted(templates.items()):
+        if not key.startswith("gemm:aten.mm.default:"):
+            continue
+        ins = t["inputs"]
+        act = next(i for i, r in enumerate(ins) if not r["param"] and len(r["shape"]) == 2)
+        wi = next(i for i, r in enumerate(ins) if r["param"] and len(r["shape"]) == 2)
+        k = ins[act]["shape"][1]
+        w = ins[wi]["shape"]
+        n = w[1] if w[0] == k else w[0]
+        if n == shared_width:
+            k2, n2 = k, width
+        elif k == shared_width:
+            k2, n2 = width, n
+        else:
+            continue
+        new = list(ins)
+        new[act] = resize_like(ins[act], (ins[act]["shape"][0], k2))
+        new[wi] = resize_like(ins[wi], (k2, n2) if w[0] == k else (n2, k2))
+        out[f"gemm:aten.mm.default:{new[wi]['shape'][0]}x{new[wi]['shape'][1]}"] = {**t, "inputs": new}
+    return out
+
+
 def _attention_cases(key: str, tmpl: dict[str, Any]) -> list[tuple[int, int, int]]:
     if key == "attn:causal":
         return [(b, t, t) for b in (1, 3, 6, 12, 24) for t in (80, 160, 320, 640, 1200, 2400, 4800, 7000)
@@ -299,12 +330,18 @@ def _attention_cases(key: str, tmpl: dict[str, Any]) -> list[tuple[int, int, int
 
 def build_sweep(model_id: str = MODEL) -> dict[str, Any]:
     """Trace the calibration workloads on meta and add the synthetic ladders: {"schema", "ops": {key: spec}}."""
+    from dsocr_trace.models.source import load_config
     from dsocr_trace.validate.opbench import emit_sources
 
     traced = emit_sources(model_id, calibration_workloads())
     specs: dict[str, dict[str, Any]] = dict(traced)
     synth: list[dict[str, Any]] = []
     decoder_mm = ("aten.mm.default",)
+    text = load_config(model_id)[0].get("language_config", {})
+    width = int(text.get("moe_intermediate_size") or 0)
+    shared = width * int(text.get("n_shared_experts") or 0)
+    for tmpl in routed_expert_templates(_templates(traced), width, shared).values():
+        synth += gemm_ladder(tmpl, MAX_M_EXPERT)
     for key, tmpl in sorted(_templates(traced).items()):
         fam = key.split(":")[0]
         if fam == "gemm":
