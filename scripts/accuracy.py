@@ -27,6 +27,7 @@ from typing import Any
 from attrs import evolve
 
 from dsocr_trace.hardware.profile import (
+    HOST_BAND,
     Profile,
     default_profile,
     packaged_profile,
@@ -138,8 +139,9 @@ def markdown(res: Mapping[str, Any]) -> str:
             continue
         lines.append(f"| {c['name']} | {c['profile']} | {s['n']} | {pct(s['median_abs'])} | {pct(s['max_abs'])} | "
                      f"{s['within_5pct']}/{s['n']} | {s['within_8pct']}/{s['n']} | {s['within_20pct']}/{s['n']} |")
-    lines += ["", "Walls and memory (host band: each eager run re-predicted with the profile's host costs x 0.62 and "
-              "x 1.62, the spread between two H200 hosts, as `request.wall_band` gives it):", "",
+    lines += ["", "Walls and memory (host band: each eager run re-predicted with the profile's host costs "
+              f"x {HOST_BAND[0]:.2f} and x {HOST_BAND[1]:.2f}, the spread between three H200 hosts, as "
+              "`request.wall_band` gives it):", "",
               "| check | CUDA-graph decode wall (median / max) | eager wall (median / max) "
               "| eager wall inside the host band | peak memory (median / max) |",
               "|---|---|---|---|---|"]

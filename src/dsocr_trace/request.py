@@ -17,7 +17,7 @@ from attrs import evolve
 from dsocr_trace.analyze import Analysis, implementation_trace, load_model, trace_phase
 from dsocr_trace.costs import cost_trace
 from dsocr_trace.errors import UserError
-from dsocr_trace.hardware.profile import HOST_BAND, Profile, host_scaled, profile_kind
+from dsocr_trace.hardware.profile import HOST_BAND, HOST_US_PER_CALL_SEEN, Profile, host_scaled, profile_kind
 from dsocr_trace.hardware.spec import DeviceSpec
 from dsocr_trace.hardware.validated import phase_confidence, point_confidence
 from dsocr_trace.memory import kv_per_token_of, logits_bytes_of, memory_needs, memory_plan
@@ -235,8 +235,10 @@ def host_band(analysis: Analysis, spec: DeviceSpec, profile: Profile, execution:
         step_walls = per_step(wl.prefill_tokens, wl.output_tokens, probe, step_at)
         out["tpot_mean_s"].append(float(step_walls.mean()))
         out["e2e_s"].append(ttft + float(step_walls.sum()))
-    out["why"] = ("the host CPU decides eager walls: 21 vs 34 us per Python-level call on two H200 machines; the band "
-                  "is the prediction with this profile's host costs x 0.62 and x 1.62")
+    lo, hi = HOST_US_PER_CALL_SEEN
+    out["why"] = (f"the host CPU decides eager walls: {lo:g} to {hi:g} us per Python-level call on three H200 "
+                  f"machines; the band is the prediction with this profile's host costs x {HOST_BAND[0]:.2f} and "
+                  f"x {HOST_BAND[1]:.2f}")
     return out
 
 
