@@ -95,6 +95,8 @@ def test_remote_sam_as_the_remote_file_runs_it(base: tuple[Any, Any]) -> None:
     big = 12 * 4096 * 4096
     made = [n.op for n in attn if n.outputs and n.outputs[0].numel == big and remote.costs["prefill"].eager[n.id].bytes]
     assert made == ["aten.add.Tensor"]
+    add = next(n for n in attn if n.op == "aten.add.Tensor" and n.outputs[0].numel == big)
+    assert all(t.is_contiguous for t in add.inputs)  # rel_h, rel_w copied contiguous first
     assert [n.op for n in _ops(native, f"{SAM}.layers.2.attn") if n.outputs and n.outputs[0].numel == big
             and native.costs["prefill"].eager[n.id].bytes] == ["aten.add.Tensor", "aten.clone.default"]
     # autocast: each LayerNorm in float32 after three casts, the next GEMM casting back
@@ -108,7 +110,7 @@ def test_remote_sam_as_the_remote_file_runs_it(base: tuple[Any, Any]) -> None:
     # the neck's LayerNorm2d written out: ten ops, pow in float32 by autocast
     neck = _ops(remote, f"{SAM}.neck.layer_norm1")
     assert len(neck) == 11 and remote.traces["prefill"].module_types[f"{SAM}.neck.layer_norm1"] == "LayerNorm2d"
-    assert [n.op for n in _ops(remote, f"{SAM}.proj") if n.module_path == f"{SAM}.proj"] == ["aten.clone.default"]
+    assert [n.op for n in _ops(remote, SAM) if n.module_path == SAM] == ["aten.add.Tensor", "aten.clone.default"]
 
 
 def test_remote_clip_as_the_remote_file_runs_it(base: tuple[Any, Any]) -> None:
@@ -118,9 +120,15 @@ def test_remote_clip_as_the_remote_file_runs_it(base: tuple[Any, Any]) -> None:
     assert [n.module_path.rsplit(".", 1)[-1] for n in gemms] == ["qkv_proj", "out_proj", "fc1", "fc2"]
     assert gemms[0].outputs[0].shape == (257, 3072)
     act = _ops(remote, f"{layer}.mlp.activation_fn")
-    assert len(act) == 1 and "quick_gelu" in str(act[0].attrs["fused"])
+    assert len(act) == 1 and "quick_gelu" in str(act[0].attrs["fused"]) and act[0].outputs[0].dtype == "float32"
+    assert [n.op for n in _ops(remote, f"{layer}.mlp.fc2")] == ["aten._to_copy.default", "aten.addmm.default"]
+    # a plain pre_layrnorm under autocast: the residual stream stays float32, later norms cast weight and bias only
     pre = _ops(remote, f"{CLIP}.pre_layrnorm")
-    assert pre[-1].op == "aten._to_copy.default" and pre[-1].outputs[0].dtype == "bfloat16"  # LayerNormfp32
+    assert [n.op for n in pre][-1] == "aten.native_layer_norm.default" and pre[-1].outputs[0].dtype == "float32"
+    ln = _ops(remote, f"{layer}.layer_norm1")
+    assert [n.op for n in ln] == ["aten._to_copy.default"] * 2 + ["aten.native_layer_norm.default"]
+    adds = [n for n in _ops(remote, layer) if n.op == "aten.add.Tensor" and n.module_path == layer]
+    assert len(adds) == 2 and all(n.outputs[0].dtype == "float32" for n in adds)
 
 
 def test_remote_vision_is_whole(base: tuple[Any, Any]) -> None:

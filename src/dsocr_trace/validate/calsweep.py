@@ -15,8 +15,8 @@ Nothing here depends on the workloads a user will validate. Two sources:
      float bias, SAM global with a float bias, CLIP) over batch and sequence ladders;
    * the MoE grouped GEMMs over token counts, with uniform and skewed routing (the per-expert rows are in the
      spec, `offsets`);
-   * memory-bound patterns (contiguous, broadcast, transposing copies, casts, cats, norms, softmax, gathers)
-     over a size ladder.
+   * memory-bound patterns (contiguous, broadcast, transposing copies, casts, cats, norms in bf16 and float32,
+     softmax, gathers) over a size ladder.
 
 Training steps (`build_train_sweep`) add the backward and recompute ops of CALIBRATION_TRAIN, traced on meta,
 and each optimizer op of the model (fused AdamW/SGD, the foreach ops of gradient clipping) over lists of
@@ -237,6 +237,14 @@ def memory_ladder() -> list[dict[str, Any]]:
             _op("aten.cat.default", [_ref((rows, 1280)), _ref((rows, 1280))], [[T0, T1], 0]),
             _op("aten.native_layer_norm.default", [_ref((r768, 768)), _ref((768,)), _ref((768,))],
                 [T0, [768], {"t": 1}, {"t": 2}, 1e-6]),
+            # float32 norms and adds: the remote code's vision under autocast (LayerNorm in float32, CLIP's
+            # residual stream float32)
+            _op("aten.native_layer_norm.default", [_ref((r768, 768), "float32"), _ref((768,), "float32"),
+                                                   _ref((768,), "float32")], [T0, [768], {"t": 1}, {"t": 2}, 1e-6]),
+            _op("aten.native_layer_norm.default", [_ref((max(1, n // 1024), 1024), "float32"),
+                                                   _ref((1024,), "float32"), _ref((1024,), "float32")],
+                [T0, [1024], {"t": 1}, {"t": 2}, 1e-5]),
+            _op("aten.add.Tensor", [_ref((rows, 1280), "float32"), _ref((rows, 1280), "float32")], [T0, T1]),
             _op("aten._softmax.default", [_ref((max(1, n // 256), 256), "float32")], [T0, -1, False]),
             _op("aten.sum.dim_IntList", [_ref((rows, 1280), "float32")], [T0, [-1]]),
             _op("aten.mean.dim", [_ref((rows, 1280), "float32")], [T0, [-1], True]),
