@@ -181,3 +181,30 @@ def test_fused_plans_count_each_kernel_once(base_analysis: Analysis) -> None:
     for ex in ("fused", "compiled"):
         ids = [it.node for it in plan(tr, c, spec, prof, ex)]
         assert len(ids) == len(set(ids))
+
+
+def test_a_fused_kernel_writes_what_ops_outside_it_read() -> None:
+    """A residual sum inside a fused chain that a norm outside the chain also reads is written by the fused
+    kernel: the merged kernel writes it and the chain's last result, not only the last."""
+    from dsocr_trace.hardware.profile import packaged_profile
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = nn.LayerNorm(64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = x + 1.0
+            b = a * 2.0
+            return self.norm(a) + b
+
+    model = Block().to(device="meta", dtype=torch.bfloat16)
+    x = torch.empty(32, 64, dtype=torch.bfloat16, device="meta")
+    with recording(model, "prefill", lambda p, ph: "decoder") as rec:
+        model(x)
+    tr = to_trace(rec, "dispatch", {})
+    spec = load_device("h200")
+    items = plan(tr, cost_trace(tr), spec, packaged_profile(spec), "fused")
+    fused = [it for it in items if it.fused_from == 2]
+    assert len(fused) == 1 and fused[0].cost is not None
+    assert fused[0].cost.bytes_written == 2 * 32 * 64 * 2  # a (read by the norm) and b
