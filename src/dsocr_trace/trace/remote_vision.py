@@ -46,7 +46,6 @@ VISION_STAGES = ("vision.sam", "vision.clip", "projector")
 Key = tuple[int, int]
 
 
-
 class _Rewrite:
     """Builds the rewritten node list: fresh ids and Python-call numbers above the trace's, and producer
     aliases so that consumers of a replaced op read its replacement."""
