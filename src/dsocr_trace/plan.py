@@ -145,17 +145,18 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
     nodes = trace.nodes
     items: list[Item] = []
     chain: list[tuple[OpNode, Cost]] = []  # the pending fusible run, each op with the cost it runs at
-    # which ops read each op's results (a view's readers count as its base's): a fused kernel still writes an
-    # intermediate that something outside it reads (a residual sum feeding both the norm and the next residual)
+    # which non-view ops read each op's results (a view's readers count as its base's): a fused kernel still
+    # writes an intermediate that something outside it reads (a residual sum feeding a norm and the next residual)
     base_of: dict[int, int] = {}
     readers: dict[int, set[int]] = {}
     for n in nodes:
         for t in n.inputs:
             if t.producer is not None:
                 src = base_of.get(t.producer[0], t.producer[0])
-                readers.setdefault(src, set()).add(n.id)
                 if n.is_view:
                     base_of[n.id] = src
+                else:
+                    readers.setdefault(src, set()).add(n.id)
     # eager fusion stays inside one module; inductor fuses across the modules of one compiled stage
     fusion_scope = (lambda m: m.stage) if compiled else (lambda m: m.module_path)
 
@@ -170,8 +171,7 @@ def plan_fused(trace: Trace, costs: NodeCosts, spec: DeviceSpec, profile: Profil
             # a gather or scatter touches only the rows it picks or writes, not the whole table or cache
             ext += min(outside, c.bytes_read) if c.kind == "gather" else outside
         last, last_cost = chain[-1]
-        inside = ids | {v for v, b in base_of.items() if b in ids}
-        kept = sum(c.bytes_written for n, c in chain[:-1] if readers.get(n.id, set()) - inside)
+        kept = sum(c.bytes_written for n, c in chain[:-1] if readers.get(n.id, set()) - ids)
         merged = _merge([c for _, c in chain], ext, last_cost.bytes_written + kept)
         items.append(Item(last.id, "fused.pointwise" if len(chain) > 1 else last.op, last.module_path,
                           last.module_type, phase_stage(last.stage, trace.phase), merged,

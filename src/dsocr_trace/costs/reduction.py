@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+from attrs import evolve
+
 from dsocr_trace.costs.base import Cost, CostOptions, call_arg, read_bytes, rule, write_bytes
 from dsocr_trace.trace.ir import OpNode
 
@@ -66,10 +68,8 @@ RADIX_SORT_LAUNCHES = 21
 def sort(node: OpNode, opts: CostOptions) -> Cost:
     x = node.inputs[0]
     n = x.shape[-1] if x.shape else 1
-    c = _reduce(node, math.log2(max(n, 2)), kind="sort")
     launches = SMALL_SORT_LAUNCHES if n <= SMALL_SORT_MAX else RADIX_SORT_LAUNCHES
-    return Cost(cc_flops=c.cc_flops, bytes_read=c.bytes_read, bytes_written=c.bytes_written, kind=c.kind,
-                kernels=launches, shape=c.shape)
+    return evolve(_reduce(node, math.log2(max(n, 2)), kind="sort"), kernels=launches)
 
 
 @rule("aten.histc", "aten.bincount", "aten.cumsum", "aten.cumprod")
@@ -80,9 +80,7 @@ def scan(node: OpNode, opts: CostOptions) -> Cost:
 @rule("aten.native_layer_norm_backward")
 def layer_norm_backward(node: OpNode, opts: CostOptions) -> Cost:
     # inputs: grad_out, x, mean, rstd, weight, bias: dx in one kernel, dgamma/dbeta column sums in another
-    c = _reduce(node, 13)
-    return Cost(cc_flops=c.cc_flops, bytes_read=c.bytes_read, bytes_written=c.bytes_written, kind=c.kind,
-                kernels=2, shape=c.shape)
+    return evolve(_reduce(node, 13), kernels=2)
 
 
 @rule("aten._softmax_backward_data", "aten._log_softmax_backward_data")

@@ -74,12 +74,12 @@ def autocast_nodes(nodes: Sequence[OpNode], in_scope: Callable[[OpNode], bool], 
             continue
         base = op_base(n.op)
         outs = list(n.outputs)
-        if base in FP32_CAST_OPS or n.op in FP32_CAST_OPS:
+        if base in FP32_CAST_OPS:
             ins = [cast(n, t, "float32") if t.dtype in FLOATS and t.dtype != "float32" else t for t in ins]
             outs = [evolve(o, dtype="float32") if o.dtype in FLOATS else o for o in outs]
         elif base in FP32_DTYPE_OPS:
             outs = [evolve(o, dtype="float32") if o.dtype in FLOATS else o for o in outs]
-        elif base in LOWER_OPS or n.op in LOWER_OPS:
+        elif base in LOWER_OPS:
             ins = [cast(n, t, lower) if t.dtype == "float32" else t for t in ins]
             outs = [evolve(o, dtype=lower) if o.dtype in FLOATS else o for o in outs]
         elif n.op != CAST and any(t.dtype == "float32" and t.shape for t in ins):

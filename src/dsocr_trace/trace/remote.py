@@ -30,6 +30,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 
+from attrs import evolve
+
 from dsocr_trace.errors import UserError
 from dsocr_trace.trace.ir import ATTENTION, MOE_EXPERTS, OpNode, TensorRef, Trace, contiguous_strides
 from dsocr_trace.trace.remote_vision import VISION_STAGES, remote_vision_trace
@@ -67,8 +69,7 @@ class _Writer:
         if t.producer is None:
             return t
         nid = ids.get(t.producer[0])
-        return TensorRef(shape=t.shape, dtype=t.dtype, strides=t.strides, param=t.param,
-                         storage_offset=t.storage_offset, producer=None if nid is None else (nid, t.producer[1]))
+        return evolve(t, producer=None if nid is None else (nid, t.producer[1]))
 
     def keep(self, n: OpNode) -> None:
         self.remap[n.id] = len(self.nodes)

@@ -101,13 +101,21 @@ def _out_bytes(*dims: int, item: int = 2) -> int:
 
 
 # -- families ---------------------------------------------------------------------------------------------
+def gemm_operands(template: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(index of x, index of W, K, N) of a weight GEMM template: x is the non-parameter 2-D input, W the 2-D
+    parameter (stored either way round)."""
+    ins = template["inputs"]
+    act = next(i for i, r in enumerate(ins) if not r["param"] and len(r["shape"]) == 2)
+    wi = next(i for i, r in enumerate(ins) if r["param"] and len(r["shape"]) == 2)
+    k = ins[act]["shape"][1]
+    w = ins[wi]["shape"]
+    return act, wi, k, w[1] if w[0] == k else w[0]
+
+
 def gemm_ladder(template: dict[str, Any], max_m: int) -> list[dict[str, Any]]:
     """A weight GEMM (mm: x @ W^T, addmm: b + x @ W^T) over the M ladder; x is the non-parameter 2-D input."""
     ins = template["inputs"]
-    act = next(i for i, r in enumerate(ins) if not r["param"] and len(r["shape"]) == 2)
-    w = next(r for r in ins if r["param"] and len(r["shape"]) == 2)
-    k = ins[act]["shape"][1]
-    n = w["shape"][1] if w["shape"][0] == k else w["shape"][0]
+    act, _, k, n = gemm_operands(template)
     out = []
     for m in M_LADDER:
         if m > max_m or _out_bytes(m, n) > MAX_OUT_BYTES:
@@ -304,11 +312,7 @@ def routed_expert_templates(templates: dict[str, dict[str, Any]], width: int, sh
         if not key.startswith("gemm:aten.mm.default:"):
             continue
         ins = t["inputs"]
-        act = next(i for i, r in enumerate(ins) if not r["param"] and len(r["shape"]) == 2)
-        wi = next(i for i, r in enumerate(ins) if r["param"] and len(r["shape"]) == 2)
-        k = ins[act]["shape"][1]
-        w = ins[wi]["shape"]
-        n = w[1] if w[0] == k else w[0]
+        act, wi, k, n = gemm_operands(t)
         if n == shared_width:
             k2, n2 = k, width
         elif k == shared_width:
@@ -317,7 +321,7 @@ def routed_expert_templates(templates: dict[str, dict[str, Any]], width: int, sh
             continue
         new = list(ins)
         new[act] = resize_like(ins[act], (ins[act]["shape"][0], k2))
-        new[wi] = resize_like(ins[wi], (k2, n2) if w[0] == k else (n2, k2))
+        new[wi] = resize_like(ins[wi], (k2, n2) if ins[wi]["shape"][0] == k else (n2, k2))
         out[f"gemm:aten.mm.default:{new[wi]['shape'][0]}x{new[wi]['shape'][1]}"] = {**t, "inputs": new}
     return out
 
